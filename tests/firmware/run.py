@@ -1,0 +1,27 @@
+# Runs one firmware test module under the MicroPython unix port.
+# Usage (from the repository root): micropython tests/firmware/run.py test_journal
+import sys
+
+sys.path.insert(0, "tests/firmware")
+sys.path.insert(0, "firmware")
+
+
+def main():
+    name = sys.argv[1]
+    mod = __import__(name)
+    names = sorted(n for n in dir(mod) if n.startswith("test_"))
+    passed = failed = 0
+    for n in names:
+        try:
+            getattr(mod, n)()
+            passed += 1
+            print("PASS", n)
+        except Exception as e:
+            failed += 1
+            print("FAIL", n)
+            sys.print_exception(e)
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed or not passed else 0)
+
+
+main()
