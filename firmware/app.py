@@ -1,0 +1,425 @@
+# The console application: wires the board, journal, keys, agent, LEDs,
+# display and host link together as asyncio tasks.
+import gc
+import sys
+
+import asyncio
+import micropython
+from micropython import const
+from time import ticks_diff, ticks_ms
+
+import agent as A
+import bootinfo
+import buzzer
+import config as C
+import display
+import journal as J
+import keys as K
+import leds as L
+import link
+import wire as W
+import xfer
+
+APP_VERSION = "0.1.0"
+CONFIG_PATH = "/data/config.json"
+JOURNAL_DIR = "/data/journal"
+
+_HOUSE_MS = const(50)
+_SYNC_MS = const(1000)
+_FEED_MS = const(500)
+_STATUS_MIN_MS = const(100)
+_MSG_MS = const(2500)
+_NO_DEADLINE = const(0x7FFFFFFF)
+
+# Event kinds that are telemetry: the journal drops these first when full.
+_TELEMETRY = (W.EV_CODE_REFUSED, W.EV_STATE, W.EV_BOOT, W.EV_CONFIG)
+_ESC_WORD = ("SENT", "DLVD", "ACK", "DONE", "BRCH", "CANC", "FAIL")
+
+
+def _mkdirs(path):
+    import os
+
+    cur = ""
+    for part in path.strip("/").split("/"):
+        cur += "/" + part
+        try:
+            os.mkdir(cur)
+        except OSError:
+            pass
+
+
+class App:
+    def __init__(self, board):
+        self.board = board
+        _mkdirs(JOURNAL_DIR)
+        self.cfg = C.load(CONFIG_PATH)
+        self.journal = J.Journal(JOURNAL_DIR)
+        self.reason, self.boots = bootinfo.take(board)
+        self.reset_cause = board.reset_cause()
+        self.device_id = board.unique_id()
+        self.leds = L.Leds(board.pixels, self.cfg.brightness)
+        self.display = display.Display(board.oled)
+        self.buzzer = buzzer.Buzzer(board.pwm)
+        self.agent = A.Agent(self.cfg, self.emit, self)
+        self.keys = K.Keys(
+            board.escalate, board.rows, board.cols, board.keymap, board.hook, self.on_key
+        )
+        self.link = link.Link(board.stream_in, board.stream_out, self.journal, self.on_frame)
+        self.xfer = xfer.Transfer()
+        self.body = bytearray(256)
+        self.body_mv = memoryview(self.body)
+        self.t0 = ticks_ms()
+        self.epoch = 0  # host wall clock at self.epoch_at, 0 until synced
+        self.epoch_at = 0
+        self.floor = (W.BAND_UNKNOWN, 0, 0, 0, 0)
+        self.msg = ""
+        self.msg_until = 0
+        self.refused_seen = 0
+        self.min_free = gc.mem_free()
+        self.dirty = True
+        self.last_status = None
+        self.status_at = 0
+        self.scans_seen = 0
+        self.stopping = False
+        self.tasks = []
+
+    # --- events into the journal ---------------------------------------------
+    def emit(self, kind, a, b, c, ref, text):
+        now = ticks_ms()
+        n = W.pack(
+            self.body,
+            0,
+            W.EVENT_BODY,
+            (ticks_diff(now, self.t0) & 0xFFFFFFFF, self.epoch_now(now), kind, a, b, c, ref, text),
+        )
+        tele = kind in _TELEMETRY
+        seq = self.journal.append(self.body_mv[:n], tele)
+        if not seq and not tele:
+            self.refuse("JOURNAL FULL")
+        self.dirty = True
+        self.link.pump_events(now)
+        return seq
+
+    def epoch_now(self, now):
+        if not self.epoch:
+            return 0
+        return self.epoch + ticks_diff(now, self.epoch_at) // 1000
+
+    # --- feedback to the agent (the Agent's ui) -------------------------------
+    def refuse(self, msg):
+        self.buzzer.refuse()
+        self._message(msg)
+
+    def confirm(self, msg):
+        self.buzzer.confirm()
+        self._message(msg)
+
+    def _message(self, msg):
+        self.msg = msg
+        self.msg_until = ticks_ms() + _MSG_MS
+        self.dirty = True
+
+    # --- inputs ----------------------------------------------------------------
+    def on_key(self, kind, key, held_ms):
+        now = ticks_ms()
+        if kind == K.HOOK_OFF:
+            self.agent.hook(True, now)
+        elif kind == K.HOOK_ON:
+            self.agent.hook(False, now)
+        elif kind != K.RELEASE:
+            self.agent.key(kind, key, held_ms, now)
+        self.dirty = True
+
+    def on_frame(self, mtype, f):
+        now = ticks_ms()
+        if mtype == W.KEEPALIVE:
+            if f[0]:
+                self.epoch = f[0]
+                self.epoch_at = now - f[1]
+        elif mtype == W.HELLO_REQ:
+            self.send_hello()
+            self.link.rewind()
+        elif mtype == W.FLOOR:
+            self.floor = f
+            self.dirty = True
+        elif mtype == W.CALL:
+            self.agent.host_call(f[1], f[2].decode(), now)
+            self._result(f[0], W.OK, "")
+            self.dirty = True
+        elif mtype == W.ESC_STATUS:
+            ok = self.agent.esc_status(f[1], f[2], f[3], f[4], f[5].decode(), now)
+            self._result(f[0], W.OK if ok else W.E_UNKNOWN, "" if ok else "unknown escalation")
+            self.dirty = True
+        elif mtype == W.REBOOT:
+            self._result(f[0], W.OK, "rebooting")
+            self.restart(bootinfo.HOST_REBOOT)
+        elif mtype == W.REPL:
+            self._result(f[0], W.OK, "leaving the app for the REPL")
+            bootinfo.record(self.board, bootinfo.REPL_EXIT, self.boots)
+            self.stopping = True
+        elif mtype == W.XFER_BEGIN:
+            st, text = self.xfer.begin(f[1], f[2], f[3], f[4], f[5])
+            self._result(f[0], st, text)
+        elif mtype == W.XFER_DATA:
+            got, st = self.xfer.data(f[0], f[1], f[2])
+            self.link.send(W.XFER_ACK, (f[0], got, st))
+        elif mtype == W.XFER_END:
+            kind = self.xfer.kind
+            st, text, data = self.xfer.end(f[1])
+            if st == W.OK and kind == W.XFER_CONFIG:
+                st, text = self.apply_config(data)
+            self._result(f[0], st, text)
+
+    def _result(self, cmd_id, status, text):
+        self.link.send(W.RESULT, (cmd_id, status, text))
+
+    def apply_config(self, raw):
+        # A bad config is refused and the old one kept.
+        cfg, err = C.parse(raw)
+        if err:
+            self.emit(W.EV_CONFIG, 0, 0, 0, 0, err[:60])
+            return W.E_BAD_CONFIG, err
+        C.save(CONFIG_PATH, raw)
+        self.cfg = cfg
+        self.agent.cfg = cfg
+        self.leds.set_brightness(cfg.brightness)
+        self.emit(W.EV_CONFIG, 1, 0, 0, cfg.version, "")
+        return W.OK, "config %d applied" % cfg.version
+
+    # --- outputs ---------------------------------------------------------------
+    def send_hello(self):
+        j = self.journal
+        v = sys.implementation.version
+        self.link.send(
+            W.HELLO,
+            (
+                W.VERSION,
+                0,
+                self.boots,
+                ticks_diff(ticks_ms(), self.t0) & 0xFFFFFFFF,
+                j.next_seq,
+                j.first_unacked(),
+                min(j.depth(), 0xFFFF),
+                self.cfg.version,
+                self.reset_cause,
+                self.reason,
+                0,
+                self.device_id,
+                self.board.name,
+                "%d.%d.%d" % (v[0], v[1], v[2]),
+                APP_VERSION,
+            ),
+        )
+
+    def send_heartbeat(self, now):
+        j = self.journal
+        d = self.link.dec
+        free = gc.mem_free()
+        self.min_free = min(self.min_free, free)
+        self.link.send(
+            W.HEARTBEAT,
+            (
+                ticks_diff(now, self.t0) & 0xFFFFFFFF,
+                free,
+                self.min_free,
+                self.reset_cause,
+                self.reason,
+                d.frames & 0xFFFFFFFF,
+                min(self.link.rx_errors(), 0xFFFF),
+                min(d.oversize, 0xFFFF),
+                self.link.tx_frames & 0xFFFFFFFF,
+                min(self.link.retransmits, 0xFFFF),
+                min(j.depth(), 0xFFFF),
+                min(j.dropped_telemetry, 0xFFFF),
+                min(j.refused_events, 0xFFFF),
+                min(j.torn_records, 0xFFFF),
+                self.boots,
+            ),
+        )
+
+    def compose(self, now):
+        # The four OLED lines and the LED layers, from the agent's state.
+        ag = self.agent
+        st = ag.state
+        if st == A.ON_CALL:
+            l0 = "ON CALL " + display.mmss(ag.talk_ms(now) // 1000)
+            personal = L.ON_CALL
+        elif st == A.WRAP_UP:
+            left = ag.acw_left_ms(now) if self.cfg.acw_ms else 0
+            l0 = "WRAP-UP " + (display.mmss(left // 1000) if self.cfg.acw_ms else "")
+            personal = L.WRAP_OVERDUE if ag.wrap_overdue(now) else L.WRAP_DUE
+        else:
+            l0 = "READY"
+            personal = L.READY
+        if self.journal.refused_events != self.refused_seen:
+            if self.journal.depth() < 8:
+                # Space again: tell the host how many agent events were refused.
+                gap = self.journal.refused_events - self.refused_seen
+                self.refused_seen = self.journal.refused_events
+                self.emit(W.EV_JOURNAL_GAP, 0, min(gap, 0xFFFF), 0, 0, "")
+            else:
+                personal = L.JOURNAL_FULL
+        if ticks_diff(self.msg_until, now) > 0:
+            l1 = self.msg
+        elif ag.typed >= 0:
+            label = self.cfg.label(ag.typed)
+            l1 = "%d %s" % (ag.typed, label if label else "?")
+        elif st == A.WRAP_UP:
+            l1 = "Code then #"
+        else:
+            l1 = self.cfg.account
+        worst, help_open = ag.esc_summary()
+        esc = L.NONE
+        if worst is not None:
+            status = worst[3]
+            left = ag.esc_left_ms(worst, now)
+            l2 = "E%d %s" % (worst[0] % 10000, _ESC_WORD[status])
+            if left is not None:
+                l2 += " " + display.mmss(left // 1000)
+            if status == W.ESC_BREACHED:
+                esc = L.BREACHED
+            elif status == W.ESC_ACKED:
+                esc = L.ACKED
+            else:
+                esc = L.PENDING
+        elif help_open:
+            l2 = "HELP requested"
+            esc = L.HELP
+        else:
+            l2 = self.cfg.hotline
+        online = self.link.online(now, self.cfg.keepalive_ms)
+        band = self.floor[0]
+        if not online:
+            l3 = "HOST LINK LOST"
+        elif band == W.BAND_UNKNOWN:
+            l3 = "SL --"
+        else:
+            l3 = "SL %d%% >%d%%" % (self.floor[1] // 10, self.cfg.sl_target)
+        self.leds.offline(not online)
+        self.leds.floor(band)
+        self.leds.personal(personal)
+        self.leds.escalation(esc)
+        dp = self.display
+        dp.line(0, l0)
+        dp.line(1, l1)
+        dp.line(2, l2)
+        dp.line(3, l3)
+        dp.flush()
+        return worst
+
+    def send_status(self, now, worst):
+        ag = self.agent
+        lines = self.display.lines
+        snap = self.leds.snapshot()
+        key = (ag.state, snap[0], snap[1], snap[2], lines[0], lines[1], lines[2], lines[3])
+        if key == self.last_status or ticks_diff(now, self.status_at) < _STATUS_MIN_MS:
+            return
+        self.last_status = key
+        self.status_at = now
+        esc_id = esc_status = 0
+        esc_left = _NO_DEADLINE
+        if worst is not None:
+            esc_id, esc_status = worst[0], worst[3]
+            left = ag.esc_left_ms(worst, now)
+            if left is not None:
+                esc_left = left // 1000
+        acw = ag.acw_left_ms(now) // 1000 if ag.state == A.WRAP_UP else 0
+        self.link.send(
+            W.STATUS,
+            (
+                ag.state,
+                self.leds.top(),
+                snap[0],
+                snap[1],
+                snap[2],
+                max(-32768, min(acw, 32767)),
+                ag.typed if ag.typed >= 0 else 0xFFFF,
+                esc_id,
+                esc_status,
+                esc_left,
+                lines[0],
+                lines[1],
+                lines[2],
+                lines[3],
+            ),
+        )
+
+    # --- tasks -------------------------------------------------------------------
+    async def housekeeping(self):
+        last_sec = -1
+        last_online = None
+        last_sync = last_feed = last_beat = ticks_ms()
+        while not self.stopping:
+            now = ticks_ms()
+            self.agent.tick(now)
+            self.link.pump_events(now)
+            sec = now // 1000
+            online = self.link.online(now, self.cfg.keepalive_ms)
+            if self.dirty or sec != last_sec or online != last_online:
+                self.dirty = False
+                last_online = online
+                last_sec = sec
+                worst = self.compose(now)
+                self.send_status(now, worst)
+            if ticks_diff(now, last_sync) >= _SYNC_MS:
+                last_sync = now
+                self.journal.sync()
+            if ticks_diff(now, last_beat) >= self.cfg.heartbeat_ms:
+                last_beat = now
+                self.send_heartbeat(now)
+            if ticks_diff(now, last_feed) >= _FEED_MS:
+                # Feed only while the input scan is alive, not just this task.
+                last_feed = now
+                if self.keys.scans != self.scans_seen:
+                    self.scans_seen = self.keys.scans
+                    self.board.wdt.feed()
+            free = gc.mem_free()
+            if free < self.min_free:
+                self.min_free = free
+            await asyncio.sleep_ms(_HOUSE_MS)
+
+    async def run(self):
+        self.emit(W.EV_BOOT, self.reason, self.reset_cause, 0, self.boots, "")
+        self.send_hello()
+        for coro in (
+            self.keys.run(),
+            self.leds.run(),
+            self.buzzer.run(),
+            self.link.run(),
+        ):
+            self.tasks.append(asyncio.create_task(coro))
+        try:
+            await self.housekeeping()
+        finally:
+            for t in self.tasks:
+                t.cancel()
+            self.journal.sync()
+            self.journal.close()
+
+    def restart(self, reason):
+        bootinfo.record(self.board, reason, self.boots)
+        self.journal.sync()
+        self.board.reset()
+
+
+def _crash_handler(app):
+    # An exception escaping a task: record why, then reset like a panic would.
+    def handler(loop, context):
+        sys.print_exception(context["exception"])
+        app.restart(bootinfo.CRASH)
+
+    return handler
+
+
+def main():
+    import board
+
+    b = board.make()
+    app = App(b)
+    asyncio.get_event_loop().set_exception_handler(_crash_handler(app))
+    micropython.kbd_intr(-1)  # frames may carry 0x03: no Ctrl-C while we run
+    try:
+        asyncio.run(app.run())
+    finally:
+        micropython.kbd_intr(3)
+        asyncio.new_event_loop()

@@ -1,0 +1,123 @@
+# The console's session with the host over the REPL UART: frames in and out,
+# the journal's event window with go-back-N retransmission, and counters.
+import select
+
+import asyncio
+from micropython import const
+from time import ticks_diff, ticks_ms
+
+import wire as W
+
+_WINDOW = const(16)  # events in flight before waiting for an ack
+_RETRY_MS = const(1000)  # no ack progress for this long: resend from the oldest
+
+
+class Link:
+    # on_frame(mtype, fields) handles every good host frame but ACK.
+    def __init__(self, stream_in, stream_out, journal, on_frame):
+        self.sin = stream_in
+        self.sout = stream_out
+        self.journal = journal
+        self.on_frame = on_frame
+        self.enc = W.Encoder()
+        self.dec = W.Decoder()
+        self.one = bytearray(1)
+        self.one_mv = memoryview(self.one)
+        self.rec = bytearray(256)
+        self.rec_mv = memoryview(self.rec)
+        self.poller = select.poll()
+        self.poller.register(stream_in, select.POLLIN)
+        self.next_send = journal.first_unacked()
+        self.last_progress = ticks_ms()
+        self.last_rx = None  # ticks of the last good host frame; None = never
+        self.tx_frames = 0
+        self.retransmits = 0
+        self.bad_frames = 0  # good CRC but unknown version/type/schema
+        self.running = True
+
+    # --- transmit ------------------------------------------------------------
+    def send(self, mtype, values):
+        self._write(self.enc.encode(mtype, values))
+
+    def _write(self, frame):
+        self.sout.write(frame)
+        self.tx_frames += 1
+
+    def pump_events(self, now):
+        # Sends journal records inside the window; resends after silence.
+        j = self.journal
+        first = j.first_unacked()
+        if self.next_send < first:
+            self.next_send = first
+        if self.next_send > first and ticks_diff(now, self.last_progress) > _RETRY_MS:
+            self.retransmits += 1
+            self.next_send = first
+            self.last_progress = now
+        end = j.next_seq
+        while self.next_send < end and self.next_send - first < _WINDOW:
+            seq = self.next_send
+            self.next_send = seq + 1
+            n = j.read(seq, self.rec)
+            if n < 0:
+                continue
+            self._write(self.enc.encode_raw(W.EVENT, "I", (seq,), self.rec_mv[:n]))
+
+    def rewind(self):
+        # The host (re)connected: everything unacked goes again.
+        self.next_send = self.journal.first_unacked()
+        self.last_progress = ticks_ms()
+
+    def online(self, now, keepalive_ms):
+        return self.last_rx is not None and ticks_diff(now, self.last_rx) < keepalive_ms
+
+    # --- receive -------------------------------------------------------------
+    def poll_rx(self):
+        # Reads what is waiting, one byte at a time: a larger read would
+        # block until filled.  ipoll does not allocate.
+        p = self.poller
+        rd = self.sin.readinto
+        one = self.one_mv
+        dec = self.dec
+        while True:
+            ready = False
+            for _ in p.ipoll(0):
+                ready = True
+            if not ready:
+                return
+            if not rd(one):
+                return
+            n = dec.push(self.one[0])
+            if n:
+                self._frame(n)
+
+    def _frame(self, n):
+        try:
+            _, mtype, fields = W.parse(self.dec.buf, n)
+        except W.WireError:
+            self.bad_frames += 1
+            return
+        self.last_rx = ticks_ms()
+        if mtype == W.ACK:
+            seq = fields[0]
+            if seq >= self.journal.first_unacked():
+                self.journal.ack(seq)
+                self.last_progress = self.last_rx
+        else:
+            self.on_frame(mtype, fields)
+
+    async def run(self):
+        # Wakes on input through asyncio's poller, then drains without waiting.
+        sreader = asyncio.StreamReader(self.sin)
+        while self.running:
+            if await sreader.readinto(self.one_mv):
+                n = self.dec.push(self.one[0])
+                if n:
+                    self._frame(n)
+                self.poll_rx()
+
+    def rx_errors(self):
+        d = self.dec
+        return d.crc_errors + d.cobs_errors + self.bad_frames
+
+    def deinit(self):
+        self.running = False

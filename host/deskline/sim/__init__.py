@@ -1,0 +1,1 @@
+"""Virtual consoles: the real firmware on the MicroPython unix port."""
