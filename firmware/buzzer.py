@@ -1,8 +1,9 @@
 # Short tone patterns on the piezo's PWM pin: refuse, confirm, alert.
 # Non-blocking: the calls choose a pattern; step(now_ms), driven by run(), plays it.
 import asyncio
-from micropython import const
 from time import ticks_add, ticks_diff, ticks_ms
+
+from micropython import const
 
 _DUTY = const(32768)  # a 50 % square wave is the loudest a piezo gets
 _UNIT_MS = const(10)  # pattern durations count in 10 ms units

@@ -1,8 +1,9 @@
 # Debounced scan of the ESCALATE button, the 3x4 keypad matrix and hook sense.
 # Pure polling: scan(now_ms) reads every input once; run() calls it every SCAN_MS.
 import asyncio
-from micropython import const
 from time import ticks_diff, ticks_ms
+
+from micropython import const
 
 # Key codes, shared with the host: 0-9 are the digits.
 STAR = const(10)
@@ -34,7 +35,8 @@ _N_INPUTS = const(14)
 
 
 class Keys:
-    def __init__(self, escalate, rows, cols, keymap, hook, on_event, long_ms=1500):
+    # The argument list is board.py's hardware contract (docs/design.md).
+    def __init__(self, escalate, rows, cols, keymap, hook, on_event, long_ms=1500):  # noqa: PLR0917
         assert len(rows) * len(cols) == len(keymap) == _N_MATRIX
         self._escalate = escalate
         self._rows = rows
@@ -104,7 +106,7 @@ class Keys:
             emit(PRESS, key, ticks_diff(now_ms, edge))
             return
         held = ticks_diff(edge, self._down[i])
-        if (key == ESC or key == STAR) and not self._longed[i]:
+        if key in (ESC, STAR) and not self._longed[i]:
             emit(SHORT, key, held)
         emit(RELEASE, key, held)
 

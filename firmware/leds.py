@@ -1,8 +1,9 @@
 # LED layers on the 3 WS2812 pixels: floor SL, personal state, escalation.
 # Each state has its own colour AND blink pattern, so it reads without colour vision.
 import asyncio
-from micropython import const
 from time import ticks_add, ticks_diff, ticks_ms
+
+from micropython import const
 
 # State ids, unique across the three layers, so top() and snapshot() are
 # unambiguous (the host mirrors them; docs/leds.md is the table).
@@ -102,7 +103,8 @@ class Leds:
         self.brightness = pct
         for i in range(_N_COLOURS):
             c = i * 3
-            self._rgb[i] = (_scale(_RGB[c], pct), _scale(_RGB[c + 1], pct), _scale(_RGB[c + 2], pct))
+            r, g, b = _RGB[c], _RGB[c + 1], _RGB[c + 2]
+            self._rgb[i] = (_scale(r, pct), _scale(g, pct), _scale(b, pct))
         for i in range(_N_PIXELS):
             self._shown[i] = 255
 

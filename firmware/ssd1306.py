@@ -13,6 +13,30 @@ _SET_CONTRAST = const(0x81)
 _COL_ADDR = const(0x21)
 _PAGE_ADDR = const(0x22)
 
+# Power-up configuration, one command stream, the panel left off; the bytes at
+# _AT_* depend on the geometry (values here: 128x32) and the contrast.
+_INIT = (
+    b"\x00"  # control byte: commands follow
+    b"\xae"  # display off while configuring
+    b"\x20\x00"  # memory addressing: horizontal
+    b"\x40"  # display start line 0
+    b"\xa1"  # segment remap: column 127 is SEG0
+    b"\xa8\x1f"  # multiplex ratio: rows - 1
+    b"\xc8"  # COM scan from COM[N-1] to COM0
+    b"\xd3\x00"  # display offset 0
+    b"\xda\x02"  # COM pins: sequential for 32 rows, alternative (0x12) for 64
+    b"\xd5\x80"  # clock divide ratio / oscillator frequency
+    b"\xd9\xf1"  # pre-charge periods for the internal charge pump
+    b"\xdb\x30"  # VCOMH deselect level 0.83 Vcc
+    b"\x81\x8f"  # contrast
+    b"\xa4"  # output follows RAM
+    b"\xa6"  # normal, not inverted
+    b"\x8d\x14"  # charge pump on
+)
+_AT_MUX = const(7)
+_AT_COM_PINS = const(12)
+_AT_CONTRAST = const(20)
+
 
 class SSD1306(framebuf.FrameBuffer):
     def __init__(self, i2c, addr=0x3C, width=128, height=32, contrast=0x8F):
@@ -32,29 +56,11 @@ class SSD1306(framebuf.FrameBuffer):
         self._init(width, height, contrast)
 
     def _init(self, width, height, contrast):
-        self._i2c.writeto(
-            self._addr,
-            bytes(
-                (
-                    _CTRL_CMD,
-                    _DISPLAY_OFF,
-                    0x20, 0x00,  # memory addressing: horizontal
-                    0x40,  # display start line 0
-                    0xA1,  # segment remap: column 127 is SEG0
-                    0xA8, height - 1,  # multiplex ratio: 0x1F for 32 rows
-                    0xC8,  # COM scan from COM[N-1] to COM0
-                    0xD3, 0x00,  # display offset 0
-                    0xDA, 0x02 if width > 2 * height else 0x12,  # COM pins
-                    0xD5, 0x80,  # clock divide ratio / oscillator
-                    0xD9, 0xF1,  # pre-charge: internal charge pump
-                    0xDB, 0x30,  # VCOMH deselect 0.83 Vcc
-                    _SET_CONTRAST, contrast,
-                    0xA4,  # output follows RAM
-                    0xA6,  # normal, not inverted
-                    0x8D, 0x14,  # charge pump on
-                )
-            ),
-        )
+        init = bytearray(_INIT)
+        init[_AT_MUX] = height - 1
+        init[_AT_COM_PINS] = 0x02 if width > 2 * height else 0x12
+        init[_AT_CONTRAST] = contrast
+        self._i2c.writeto(self._addr, init)
         self._i2c.writeto(self._addr, self._window)
         # RAM holds noise at power-up: clear it before turning the panel on.
         self.fill(0)

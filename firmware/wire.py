@@ -146,6 +146,7 @@ BAND_AMBER = const(2)
 BAND_RED = const(3)
 
 _SIZES = {"B": 1, "b": 1, "H": 2, "h": 2, "I": 4, "i": 4}
+_FMT = {"B": "<B", "b": "<b", "H": "<H", "h": "<h", "I": "<I", "i": "<i"}
 
 
 class WireError(ValueError):
@@ -172,7 +173,7 @@ def pack(buf, off, fmt, values):
             buf[off : off + n] = v
             off += n
         else:
-            pack_into("<" + ch, buf, off, v)
+            pack_into(_FMT[ch], buf, off, v)
             off += _SIZES[ch]
     return off
 
@@ -197,7 +198,7 @@ def unpack(fmt, buf, off, end):
             n = _SIZES[ch]
             if off + n > end:
                 raise WireError("truncated")
-            out.append(unpack_from("<" + ch, buf, off)[0])
+            out.append(unpack_from(_FMT[ch], buf, off)[0])
             off += n
     if off != end:
         raise WireError("trailing bytes")
@@ -217,7 +218,7 @@ def cobs_encode(src, n, dst):
             dst[out] = b
             out += 1
             code += 1
-            if code == 0xFF:
+            if code == 0xFF and i + 1 < n:
                 dst[code_at] = code
                 code_at = out
                 out += 1

@@ -29,7 +29,7 @@ class Chip:
     name: str
     gpios: frozenset[int]
     usb_modes: tuple[str, ...]
-    # GPIO -> why it is reserved; the note names the whole group for the message.
+    # Mappings give GPIO -> its role, quoted in the message.
     flash: frozenset[int] = frozenset()
     flash_note: str = ""
     input_only: frozenset[int] = frozenset()
@@ -95,6 +95,7 @@ REQUIRED_PINS: Mapping[str, str] = {
 
 _TOP_KEYS = ("board", "title", "chip", "usb", "pins", "keypad", "pixels", "oled", "buzzer")
 _PIN_KEYS = ("gpio", "dir", "pull", "active")
+_OPTIONAL_PIN_KEYS = ("pull", "active")
 _DIRS = ("in", "out", "io")
 _PULLS = ("up", "down")
 _KEY_CHARS = "0123456789*#"
@@ -161,30 +162,37 @@ def _type_name(value: object) -> str:
 
 
 def _check_keys(
-    report: _Report, where: str, obj: Mapping[object, object], allowed: tuple[str, ...],
-    required: tuple[str, ...],
+    report: _Report,
+    where: str,
+    obj: Mapping[object, object],
+    allowed: tuple[str, ...],
+    pin: str | None = None,
 ) -> None:
+    # Every allowed key is required except a pin's optional "pull" and "active".
     for key in obj:
         if key not in allowed:
             report.error(
                 "unknown-key",
-                f"{where} has unknown key {json.dumps(str(key))}; "
-                f"allowed: {', '.join(allowed)}",
+                f"{where} has unknown key {json.dumps(str(key))}; allowed: {', '.join(allowed)}",
+                pin,
             )
-    for key in required:
-        if key not in obj:
-            report.error("missing-key", f"{where} is missing required key {json.dumps(key)}")
+    for key in allowed:
+        if key not in obj and key not in _OPTIONAL_PIN_KEYS:
+            report.error("missing-key", f"{where} is missing required key {json.dumps(key)}", pin)
 
 
 def _parse_pin(report: _Report, name: object, entry: object) -> _Pin | None:
-    if not isinstance(name, str) or not name:
-        report.error("schema", f"pin name {name!r} must be a non-empty string")
+    if not isinstance(name, str):
+        report.error("schema", f"pin name {name!r} must be a string")
         return None
+    if not name:
+        # Reported, then checked like any other pin so its GPIO is still judged.
+        report.error("schema", "a pin name is empty")
     where = f'pin "{name}"'
     if not isinstance(entry, dict):
         report.error("schema", f"{where} must be an object, not {_type_name(entry)}", name)
         return None
-    _check_keys(report, where, entry, _PIN_KEYS, ("gpio", "dir"))
+    _check_keys(report, where, entry, _PIN_KEYS, name)
     gpio = _as_int(entry.get("gpio"))
     direction = entry.get("dir")
     pull = entry.get("pull")
@@ -324,7 +332,7 @@ def _check_keypad(report: _Report, keypad: object, pins: Mapping[str, object]) -
     if not isinstance(keypad, dict):
         report.error("schema", f'"keypad" must be an object, not {_type_name(keypad)}')
         return roles
-    _check_keys(report, '"keypad"', keypad, ("rows", "cols", "keys"), ("rows", "cols", "keys"))
+    _check_keys(report, '"keypad"', keypad, ("rows", "cols", "keys"))
     sizes: list[int] = []
     for part, role in (("rows", "out"), ("cols", "in")):
         names = keypad.get(part)
@@ -394,7 +402,7 @@ def _check_parts(report: _Report, data: Mapping[object, object]) -> None:
         if not isinstance(pixels, dict):
             report.error("schema", f'"pixels" must be an object, not {_type_name(pixels)}')
         else:
-            _check_keys(report, '"pixels"', pixels, ("count", "order"), ("count", "order"))
+            _check_keys(report, '"pixels"', pixels, ("count", "order"))
             count = pixels.get("count")
             if "count" in pixels and _as_int(count) != _PIXEL_COUNT:
                 report.error(
@@ -413,7 +421,7 @@ def _check_parts(report: _Report, data: Mapping[object, object]) -> None:
         if not isinstance(oled, dict):
             report.error("schema", f'"oled" must be an object, not {_type_name(oled)}')
         else:
-            _check_keys(report, '"oled"', oled, _OLED_KEYS, _OLED_KEYS)
+            _check_keys(report, '"oled"', oled, _OLED_KEYS)
             width = _int_field(report, "oled", oled, "width", (1, 1024))
             height = _int_field(report, "oled", oled, "height", (1, 1024))
             _int_field(report, "oled", oled, "addr", (0x08, 0x77))
@@ -430,7 +438,7 @@ def _check_parts(report: _Report, data: Mapping[object, object]) -> None:
         if not isinstance(buzzer, dict):
             report.error("schema", f'"buzzer" must be an object, not {_type_name(buzzer)}')
         else:
-            _check_keys(report, '"buzzer"', buzzer, ("freq",), ("freq",))
+            _check_keys(report, '"buzzer"', buzzer, ("freq",))
             _int_field(report, "buzzer", buzzer, "freq", (20, 20_000))
 
 
@@ -440,7 +448,7 @@ def check_board(data: object) -> list[Finding]:
     if not isinstance(data, dict):
         report.error("schema", f"a board file must hold a JSON object, not {_type_name(data)}")
         return report.findings
-    _check_keys(report, "the board file", data, _TOP_KEYS, _TOP_KEYS)
+    _check_keys(report, "the board file", data, _TOP_KEYS)
     for key in ("board", "title"):
         if key in data and not (isinstance(data[key], str) and data[key]):
             report.error("schema", f'"{key}" must be a non-empty string, not {data[key]!r}')
