@@ -370,8 +370,9 @@ class App:
             if ticks_diff(now, last_feed) >= _FEED_MS:
                 # Feed only while the input scan is alive, not just this task.
                 last_feed = now
-                if self.keys.scans != self.scans_seen:
-                    self.scans_seen = self.keys.scans
+                scans = getattr(self.keys, "scans", 0)
+                if scans != self.scans_seen or not scans:
+                    self.scans_seen = scans
                     self.board.wdt.feed()
             free = gc.mem_free()
             if free < self.min_free:

@@ -71,7 +71,9 @@ class Board:
         self.escalate = inp("escalate")
         self.hook = inp("hook")
         kp = s["keypad"]
-        self.rows = [Pin(pins[n]["gpio"], Pin.OUT, value=1) for n in kp["rows"]]
+        # Open-drain rows: two keys held in one column must not short a high
+        # row to a low one.
+        self.rows = [Pin(pins[n]["gpio"], Pin.OPEN_DRAIN, value=1) for n in kp["rows"]]
         self.cols = [Pin(pins[n]["gpio"], Pin.IN, Pin.PULL_UP) for n in kp["cols"]]
         self.keymap = kp["keys"]
         self.pixels = neopixel.NeoPixel(Pin(pins["pixels"]["gpio"], Pin.OUT), s["pixels"]["count"])

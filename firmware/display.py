@@ -9,7 +9,7 @@ class Display:
     def __init__(self, oled, cols=16, rows=4):
         self._oled = oled
         self._cols = cols
-        self._lines = [""] * rows
+        self.lines = [""] * rows  # read-only outside: the host mirrors them
         # The panel holds whatever was on it before reset: draw on first flush.
         self._dirty = True
 
@@ -17,8 +17,8 @@ class Display:
     def line(self, i, text):
         if len(text) > self._cols:
             text = text[: self._cols]
-        if text != self._lines[i]:
-            self._lines[i] = text
+        if text != self.lines[i]:
+            self.lines[i] = text
             self._dirty = True
 
     # Redraws and shows the panel if any line changed; True when it did.
@@ -28,7 +28,7 @@ class Display:
         self._dirty = False
         oled = self._oled
         oled.fill(0)
-        lines = self._lines
+        lines = self.lines
         for i in range(len(lines)):
             oled.text(lines[i], 0, i * _LINE_PX, 1)
         oled.show()

@@ -246,13 +246,7 @@ class Journal:
             f = open(path, "a+b")
         except OSError:
             return None
-        n = len(self._first)
-        s = (self._head + self.segments) % n
-        offs = self._offs[s]
-        if offs is None or len(offs) < self._r:
-            # Once per slot: later segments reuse the slot's index.
-            offs = array("H", bytearray(2 * self._r))
-            self._offs[s] = offs
+        s = (self._head + self.segments) % len(self._first)
         self._first[s] = first
         self._cnt[s] = 0
         self.segments += 1
@@ -343,10 +337,13 @@ class Journal:
                 except ValueError:
                     pass
         names.sort()
+        # All index memory is taken here, at boot, in one go: 2 bytes per
+        # record slot, seg_bytes // 16 bytes per segment.
         n = max(self._max_segs, len(names))
+        r = self._r
         self._first = array("I", bytearray(4 * n))
         self._cnt = array("I", bytearray(4 * n))
-        self._offs = [None] * n
+        self._offs = [array("H", bytearray(2 * r)) for _ in range(n)]
         last = 0  # newest good seq so far: seqs must increase
         burned = 0
         empty = []
@@ -361,7 +358,12 @@ class Journal:
             s = self.segments
             self._first[s] = first
             self._cnt[s] = len(offs)
-            self._offs[s] = offs
+            if len(offs) <= r:
+                dst = self._offs[s]
+                for i in range(len(offs)):
+                    dst[i] = offs[i]
+            else:  # written with a larger seg_bytes
+                self._offs[s] = offs
             self.segments += 1
         # A header with the expected seq but a bad body was being written
         # when power went: that seq may have been handed out, never reuse it.
@@ -375,29 +377,25 @@ class Journal:
             acked = nxt - 1
         self._acked = min(acked, nxt - 1)
         self._floor = floor
-        if nxt > floor or empty:
-            self._save()
-        for first in empty:
-            try:
+        try:
+            if nxt > floor or empty:
+                # Before an empty file (maybe holding a burned seq) goes.
+                self._save()
+            for first in empty:
                 os.remove(self._path(first))
-            except OSError:
-                pass
+        except OSError:
+            pass  # a full filesystem must not stop the boot: they stay
         s = self.segments - 1
-        if s >= 0 and clean and self._cnt[s] < self._r and size + _OVER <= self._seg_bytes:
+        if s >= 0 and clean and self._cnt[s] < r and size + _OVER <= self._seg_bytes:
             # The newest segment ends with a good record: keep appending to
             # it rather than start a file per boot.
-            self._reopen(s, size)
+            try:
+                self._af = open(self._path(self._first[s]), "a+b")
+                self._aslot = s
+                self._asize = size
+            except OSError:
+                pass
         self._prune()
-
-    def _reopen(self, s, size):
-        old = self._offs[s]
-        offs = array("H", bytearray(2 * self._r))
-        for i in range(len(old)):
-            offs[i] = old[i]
-        self._offs[s] = offs
-        self._af = open(self._path(self._first[s]), "a+b")
-        self._aslot = s
-        self._asize = size
 
     # Indexes one segment file.  A record is good when its magic, length,
     # seq (increasing) and crc check; bad bytes are skipped one at a time

@@ -50,6 +50,7 @@ class Keys:
             codes[i] = STAR if ch == "*" else HASH if ch == "#" else ord(ch) - 48
         codes[_I_ESC] = ESC
         self._codes = codes
+        self._i_star = keymap.find("*")
         # Per input: debounced level, last raw sample, when the raw level last
         # changed, when the debounced press began, whether LONG has fired.
         # Lists of small ints and bytearrays: updating them never allocates.
@@ -58,17 +59,23 @@ class Keys:
         self._since = [0] * _N_INPUTS
         self._down = [0] * _N_INPUTS
         self._longed = bytearray(_N_INPUTS)
+        # Scans done, wrapping in small ints: the app feeds the watchdog only
+        # while this moves, so a dead scan task resets the console.
+        self.scans = 0
         self._running = False
         for row in rows:
             row.value(1)
 
     # One pass over every input.  Must not allocate: it runs 200 times a second.
     def scan(self, now_ms):
+        self.scans = (self.scans + 1) & 0x3FFFFFFF
         rows = self._rows
         cols = self._cols
         ncols = len(cols)
         i = 0
         for r in range(len(rows)):
+            # Rows should be open-drain (board.py): two held keys in one
+            # column then cannot short a low row to a high one.
             row = rows[r]
             row.value(0)
             for c in range(ncols):
@@ -80,9 +87,8 @@ class Keys:
         self._feed(_I_HOOK, 1 if self._hook() else 0, now_ms, _HOOK_MS)
         # ESC and * have long actions: LONG fires at the threshold, while held.
         self._check_long(_I_ESC, now_ms)
-        for i in range(_N_MATRIX):
-            if self._codes[i] == STAR:
-                self._check_long(i, now_ms)
+        if self._i_star >= 0:
+            self._check_long(self._i_star, now_ms)
 
     def _feed(self, i, v, now_ms, debounce_ms):
         if v != self._raw[i]:

@@ -14,7 +14,7 @@ _COL_ADDR = const(0x21)
 _PAGE_ADDR = const(0x22)
 
 # Power-up configuration, one command stream, the panel left off; the bytes at
-# _AT_* depend on the geometry (values here: 128x32) and the contrast.
+# _AT_* depend on the geometry (values here: 128x32) and the supply.
 _INIT = (
     b"\x00"  # control byte: commands follow
     b"\xae"  # display off while configuring
@@ -26,20 +26,23 @@ _INIT = (
     b"\xd3\x00"  # display offset 0
     b"\xda\x02"  # COM pins: sequential for 32 rows, alternative (0x12) for 64
     b"\xd5\x80"  # clock divide ratio / oscillator frequency
-    b"\xd9\xf1"  # pre-charge periods for the internal charge pump
+    b"\xd9\xf1"  # pre-charge periods (internal charge pump; 0x22 for external VCC)
     b"\xdb\x30"  # VCOMH deselect level 0.83 Vcc
     b"\x81\x8f"  # contrast
     b"\xa4"  # output follows RAM
     b"\xa6"  # normal, not inverted
-    b"\x8d\x14"  # charge pump on
+    b"\x8d\x14"  # charge pump on (0x10: off, for external VCC)
 )
 _AT_MUX = const(7)
 _AT_COM_PINS = const(12)
-_AT_CONTRAST = const(20)
+_AT_PRECHARGE = const(16)
+_AT_CHARGE_PUMP = const(24)
 
 
-class SSD1306(framebuf.FrameBuffer):
-    def __init__(self, i2c, addr=0x3C, width=128, height=32, contrast=0x8F):
+# The constructor takes micropython-lib's arguments, so board.py (and code
+# written for that driver) can use this one unchanged.
+class SSD1306_I2C(framebuf.FrameBuffer):
+    def __init__(self, width, height, i2c, addr=0x3C, external_vcc=False):
         self._i2c = i2c
         self._addr = addr
         pages = height // 8
@@ -53,15 +56,14 @@ class SSD1306(framebuf.FrameBuffer):
         # back to its start after each full frame, so show() needs no command.
         self._window = bytes((_CTRL_CMD, _COL_ADDR, 0, width - 1, _PAGE_ADDR, 0, pages - 1))
         self._resync = False
-        self._init(width, height, contrast)
-
-    def _init(self, width, height, contrast):
         init = bytearray(_INIT)
         init[_AT_MUX] = height - 1
         init[_AT_COM_PINS] = 0x02 if width > 2 * height else 0x12
-        init[_AT_CONTRAST] = contrast
-        self._i2c.writeto(self._addr, init)
-        self._i2c.writeto(self._addr, self._window)
+        if external_vcc:
+            init[_AT_PRECHARGE] = 0x22
+            init[_AT_CHARGE_PUMP] = 0x10
+        i2c.writeto(addr, init)
+        i2c.writeto(addr, self._window)
         # RAM holds noise at power-up: clear it before turning the panel on.
         self.fill(0)
         self.show()

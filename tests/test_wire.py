@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import REPO
-from deskline.wire import Message, codec, decode, encode
+from deskline.wire import NAMES, Message, codec, decode, encode
 
 VECTORS = json.loads((REPO / "tests" / "vectors" / "wire.json").read_text())
 
@@ -84,7 +84,7 @@ _FIELD = {"B": _U8, "b": _I8, "H": _U16, "h": _I16, "I": _U32, "i": _I32,
 @st.composite
 def messages(draw: st.DrawFn) -> tuple[int, tuple[Any, ...]]:
     mtype = draw(st.sampled_from(sorted(codec.SCHEMAS)))
-    fmt = codec.SCHEMAS[mtype][1]
+    fmt = codec.SCHEMAS[mtype]
     return mtype, tuple(draw(_FIELD[ch]) for ch in fmt)
 
 
@@ -148,3 +148,9 @@ def test_push_and_feed_agree() -> None:
         if n:
             pushed.append(bytes(a.buf[:n]))
     assert pushed == codec.Decoder().feed(frames)
+
+
+def test_every_schema_has_one_name_per_field() -> None:
+    assert sorted(NAMES) == sorted(codec.SCHEMAS)
+    for mtype, fmt in codec.SCHEMAS.items():
+        assert len(NAMES[mtype][1]) == len(fmt), NAMES[mtype][0]

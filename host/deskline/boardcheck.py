@@ -443,7 +443,7 @@ def _check_parts(report: _Report, data: Mapping[object, object]) -> None:
 
 
 def check_board(data: object) -> list[Finding]:
-    """Check a parsed board definition; returns findings in file order (empty when clean)."""
+    """Check a parsed board definition; returns its findings, empty when clean."""
     report = _Report()
     if not isinstance(data, dict):
         report.error("schema", f"a board file must hold a JSON object, not {_type_name(data)}")

@@ -10,6 +10,31 @@ from deskline.firmware import wire as _w
 codec: Any = _w  # the shared module itself: constants, Encoder, Decoder
 WireError = _w.WireError
 _BINARY = {"sha256", "data"}
+# Field names per message type, in the order of the shared codec's SCHEMAS
+# (a test holds the two in step).  The console never needs the names.
+_FIELDS: dict[int, tuple[str, str]] = {
+    _w.HELLO: ('hello', 'proto flags boot_count uptime_ms next_seq first_unacked journal_depth config_version reset_cause reboot_reason app_slot device_id board fw_version app_version'),
+    _w.EVENT: ('event', 'seq uptime_ms epoch kind a b c ref text'),
+    _w.HEARTBEAT: ('heartbeat', 'uptime_ms free_heap min_free_heap reset_cause reboot_reason rx_frames rx_errors rx_dropped tx_frames retransmits journal_depth dropped_telemetry refused_events torn_records boot_count'),
+    _w.STATUS: ('status', 'state top led_floor led_personal led_escalation acw_left typed esc_id esc_status esc_left line0 line1 line2 line3'),
+    _w.RESULT: ('result', 'cmd_id status text'),
+    _w.LOG: ('log', 'level text'),
+    _w.XFER_ACK: ('xfer_ack', 'xfer_id offset status'),
+    _w.ACK: ('ack', 'seq'),
+    _w.KEEPALIVE: ('keepalive', 'epoch ms'),
+    _w.FLOOR: ('floor', 'band sl_permille target_pct waiting longest_wait'),
+    _w.CALL: ('call', 'cmd_id op call_id queue'),
+    _w.ESC_STATUS: ('esc_status', 'cmd_id esc_id kind status deadline_s ticket hotline'),
+    _w.REBOOT: ('reboot', 'cmd_id mode'),
+    _w.REPL: ('repl', 'cmd_id'),
+    _w.HELLO_REQ: ('hello_req', ''),
+    _w.XFER_BEGIN: ('xfer_begin', 'cmd_id xfer_id kind size sha256 name'),
+    _w.XFER_DATA: ('xfer_data', 'xfer_id offset data'),
+    _w.XFER_END: ('xfer_end', 'cmd_id xfer_id'),
+}
+NAMES: dict[int, tuple[str, list[str]]] = {
+    code: (name, fields.split()) for code, (name, fields) in _FIELDS.items()
+}
 
 
 @dataclass(frozen=True)
@@ -27,9 +52,9 @@ class Message:
 def decode(body: bytes) -> Message:
     """A checked frame body into a Message; WireError if it fits no schema."""
     _, mtype, values = _w.parse(body)
-    name, _, names = _w.SCHEMAS[mtype]
+    name, names = NAMES[mtype]
     fields: dict[str, Any] = {}
-    for key, value in zip(names.split(), values, strict=True):
+    for key, value in zip(names, values, strict=True):
         if isinstance(value, bytes) and key not in _BINARY:
             value = value.decode("utf-8", "replace")
         fields[key] = value
@@ -38,18 +63,18 @@ def decode(body: bytes) -> Message:
 
 def encode(mtype: int, **fields: Any) -> bytes:
     """A complete frame of mtype from named fields (missing ones are errors)."""
-    names = _w.SCHEMAS[mtype][2].split()
+    label, names = NAMES[mtype]
     missing = [n for n in names if n not in fields]
     if missing:
-        raise WireError(f"{_w.SCHEMAS[mtype][0]}: missing {', '.join(missing)}")
+        raise WireError(f"{label}: missing {', '.join(missing)}")
     extra = set(fields) - set(names)
     if extra:
-        raise WireError(f"{_w.SCHEMAS[mtype][0]}: unknown {', '.join(sorted(extra))}")
+        raise WireError(f"{label}: unknown {', '.join(sorted(extra))}")
     return bytes(_w.encode(mtype, tuple(fields[n] for n in names)))
 
 
 def type_code(name: str) -> int:
-    for code, schema in _w.SCHEMAS.items():
-        if schema[0] == name:
-            return int(code)
+    for code, (label, _) in NAMES.items():
+        if label == name:
+            return code
     raise KeyError(name)

@@ -1,5 +1,7 @@
 # Agent state machine under the unix port: calls, the five wrap-up modes,
 # escalations and help requests, with a fake journal and clock.
+import json
+
 import agent as A
 import config as C
 import wire as W
@@ -48,9 +50,10 @@ class Rec:
 def make(mode, acw_s=30, fallback=99, **kw):
     obj = {"version": 1, "mode": mode, "acw_s": acw_s, "fallback": fallback, "codes": CODES}
     obj.update(kw)
-    assert C.validate(obj) is None, C.validate(obj)
+    cfg, err = C.parse(json.dumps(obj).encode())
+    assert err is None, err
     r = Rec()
-    return A.Agent(C.Config(obj), r.emit, r), r
+    return A.Agent(cfg, r.emit, r), r
 
 
 def typed(ag, digits, now):

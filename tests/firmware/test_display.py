@@ -23,6 +23,7 @@ def test_first_flush_draws_all_lines():
     d = D.Display(oled)
     d.line(0, "READY")
     d.line(2, "ESC 12 4:59")
+    assert d.lines == ["READY", "", "ESC 12 4:59", ""]
     assert d.flush()
     assert oled.calls == [
         ("fill", 0),
@@ -115,7 +116,7 @@ class FailingI2c(FakeI2c):
 
 def test_ssd1306_init_sequence():
     i2c = FakeI2c()
-    oled = ssd1306.SSD1306(i2c)
+    oled = ssd1306.SSD1306_I2C(128, 32, i2c)
     addrs = {a for a, _ in i2c.writes}
     assert addrs == {0x3C}
     init = i2c.writes[0][1]
@@ -126,6 +127,7 @@ def test_ssd1306_init_sequence():
     assert bytes((0xDA, 0x02)) in init
     assert bytes((0x8D, 0x14)) in init
     assert bytes((0x81, 0x8F)) in init
+    assert bytes((0xD9, 0xF1)) in init
     assert bytes((0x20, 0x00)) in init  # horizontal addressing
     # Then the RAM window, a cleared frame, and display on last.
     assert i2c.writes[1][1] == bytes((0x00, 0x21, 0, 127, 0x22, 0, 3))
@@ -136,12 +138,12 @@ def test_ssd1306_init_sequence():
     assert isinstance(oled, ssd1306.framebuf.FrameBuffer)
 
 
-def test_ssd1306_geometry_and_contrast():
+def test_ssd1306_geometry_and_supply():
     i2c = FakeI2c()
-    oled = ssd1306.SSD1306(i2c, addr=0x3D, width=128, height=64, contrast=0x10)
+    oled = ssd1306.SSD1306_I2C(128, 64, i2c, 0x3D, external_vcc=True)
     init = i2c.writes[0][1]
     assert bytes((0xA8, 0x3F)) in init and bytes((0xDA, 0x12)) in init
-    assert bytes((0x81, 0x10)) in init
+    assert bytes((0xD9, 0x22)) in init and bytes((0x8D, 0x10)) in init
     assert i2c.writes[1][1] == bytes((0x00, 0x21, 0, 127, 0x22, 0, 7))
     assert len(i2c.writes[2][1]) == 1025 and i2c.writes[0][0] == 0x3D
     oled.pixel(0, 63, 1)
@@ -149,7 +151,7 @@ def test_ssd1306_geometry_and_contrast():
 
 def test_ssd1306_show_is_one_write():
     i2c = FakeI2c()
-    oled = ssd1306.SSD1306(i2c)
+    oled = ssd1306.SSD1306_I2C(128, 32, i2c)
     i2c.writes = []
     oled.text("A", 0, 0, 1)
     oled.pixel(127, 31, 1)
@@ -165,7 +167,7 @@ def test_flush_allocates_nothing():
     import micropython
 
     i2c = FakeI2c()
-    oled = ssd1306.SSD1306(i2c)
+    oled = ssd1306.SSD1306_I2C(128, 32, i2c)
     i2c.writeto = lambda addr, buf: None
     d = D.Display(oled)
     d.flush()
@@ -182,7 +184,7 @@ def test_flush_allocates_nothing():
 
 def test_ssd1306_power_and_contrast():
     i2c = FakeI2c()
-    oled = ssd1306.SSD1306(i2c)
+    oled = ssd1306.SSD1306_I2C(128, 32, i2c)
     i2c.writes = []
     oled.poweroff()
     oled.poweron()
@@ -192,7 +194,7 @@ def test_ssd1306_power_and_contrast():
 
 def test_ssd1306_resyncs_after_failed_write():
     i2c = FailingI2c()
-    oled = ssd1306.SSD1306(i2c)
+    oled = ssd1306.SSD1306_I2C(128, 32, i2c)
     i2c.fail = True
     try:
         oled.show()
@@ -210,7 +212,7 @@ def test_ssd1306_resyncs_after_failed_write():
 
 def test_display_on_ssd1306():
     i2c = FakeI2c()
-    d = D.Display(ssd1306.SSD1306(i2c))
+    d = D.Display(ssd1306.SSD1306_I2C(128, 32, i2c))
     i2c.writes = []
     d.line(0, "WRAP " + D.mmss(-75))
     assert d.flush()

@@ -317,6 +317,7 @@ def test_scan_does_not_allocate():
     assert counts[K.RELEASE] == 13
     assert counts[K.SHORT] == 0
     assert counts[K.HOOK_OFF] == 1 and counts[K.HOOK_ON] == 1
+    assert keys.scans == 430
 
 
 def test_run_and_deinit():

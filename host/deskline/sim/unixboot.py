@@ -74,6 +74,12 @@ def power_on():
         fs = vfs.VfsLfs2(flash)
     if install:
         vfs.mount(fs, "/flash")
+        # A module left from an older install would shadow the new .mpy.
+        keep = [e[0] for e in os.ilistdir(install)]
+        for entry in os.ilistdir("/flash"):
+            name = entry[0]
+            if entry[1] != 0x4000 and name not in keep and (name.endswith(".py") or name.endswith(".mpy")):
+                os.remove("/flash/" + name)
         _copy_tree(install, "/flash")
         vfs.umount("/flash")
     vfs.umount("/")
