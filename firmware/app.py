@@ -9,7 +9,6 @@ from micropython import const
 from time import ticks_diff, ticks_ms
 
 import agent as A
-import bootinfo
 import buzzer
 import config as C
 import display
@@ -18,7 +17,6 @@ import keys as K
 import leds as L
 import link
 import wire as W
-import xfer
 
 APP_VERSION = "0.1.0"
 CONFIG_PATH = "/data/config.json"
@@ -30,6 +28,10 @@ _FEED_MS = const(500)
 _STATUS_MIN_MS = const(100)
 _MSG_MS = const(2500)
 _NO_DEADLINE = const(0x7FFFFFFF)
+# bootinfo reasons, kept here so bootinfo.py need not stay loaded.
+_HOST_REBOOT = const(0x02)
+_REPL_EXIT = const(0x03)
+_CRASH = const(0x81)
 
 # Event kinds that are telemetry: the journal drops these first when full.
 _TELEMETRY = (W.EV_CODE_REFUSED, W.EV_STATE, W.EV_BOOT, W.EV_CONFIG)
@@ -50,24 +52,32 @@ def _mkdirs(path):
 
 class App:
     def __init__(self, board):
+        # Long-lived buffers first, while the heap still has room in one piece.
+        enc = W.Encoder()
+        dec = W.Decoder()
+        self.body = bytearray(256)
+        self.body_mv = memoryview(self.body)
         self.board = board
         _mkdirs(JOURNAL_DIR)
         self.cfg = C.load(CONFIG_PATH)
         self.journal = J.Journal(JOURNAL_DIR)
+        import bootinfo
+
         self.reason, self.boots = bootinfo.take(board)
+        _drop("bootinfo")
         self.reset_cause = board.reset_cause()
         self.device_id = board.unique_id()
         self.leds = L.Leds(board.pixels, self.cfg.brightness)
         self.display = display.Display(board.oled)
-        self.buzzer = buzzer.Buzzer(board.pwm)
+        self.buzzer = buzzer.Buzzer(board.pwm, board.pwm.freq())
         self.agent = A.Agent(self.cfg, self.emit, self)
         self.keys = K.Keys(
             board.escalate, board.rows, board.cols, board.keymap, board.hook, self.on_key
         )
-        self.link = link.Link(board.stream_in, board.stream_out, self.journal, self.on_frame)
-        self.xfer = xfer.Transfer()
-        self.body = bytearray(256)
-        self.body_mv = memoryview(self.body)
+        self.link = link.Link(
+            board.stream_in, board.stream_out, self.journal, self.on_frame, enc, dec
+        )
+        self.xfer = None  # a Transfer while the host sends one (xfer.py)
         self.t0 = ticks_ms()
         self.epoch = 0  # host wall clock at self.epoch_at, 0 until synced
         self.epoch_at = 0
@@ -152,23 +162,40 @@ class App:
             self.dirty = True
         elif mtype == W.REBOOT:
             self._result(f[0], W.OK, "rebooting")
-            self.restart(bootinfo.HOST_REBOOT)
+            self.restart(_HOST_REBOOT)
         elif mtype == W.REPL:
             self._result(f[0], W.OK, "leaving the app for the REPL")
-            bootinfo.record(self.board, bootinfo.REPL_EXIT, self.boots)
+            self.record(_REPL_EXIT)
             self.stopping = True
         elif mtype == W.XFER_BEGIN:
+            # The transfer code is loaded only while a transfer runs.
+            import xfer
+
+            self.xfer = xfer.Transfer()
             st, text = self.xfer.begin(f[1], f[2], f[3], f[4], f[5])
+            if st != W.OK:
+                self._end_xfer()
             self._result(f[0], st, text)
         elif mtype == W.XFER_DATA:
+            if self.xfer is None:
+                self.link.send(W.XFER_ACK, (f[0], 0, W.E_STATE))
+                return
             got, st = self.xfer.data(f[0], f[1], f[2])
             self.link.send(W.XFER_ACK, (f[0], got, st))
         elif mtype == W.XFER_END:
+            if self.xfer is None:
+                self._result(f[0], W.E_STATE, "no transfer")
+                return
             kind = self.xfer.kind
             st, text, data = self.xfer.end(f[1])
+            self._end_xfer()
             if st == W.OK and kind == W.XFER_CONFIG:
                 st, text = self.apply_config(data)
             self._result(f[0], st, text)
+
+    def _end_xfer(self):
+        self.xfer = None
+        _drop("xfer")
 
     def _result(self, cmd_id, status, text):
         self.link.send(W.RESULT, (cmd_id, status, text))
@@ -397,26 +424,35 @@ class App:
             self.journal.sync()
             self.journal.close()
 
-    def restart(self, reason):
+    def record(self, reason):
+        import bootinfo
+
         bootinfo.record(self.board, reason, self.boots)
+
+    def restart(self, reason):
+        self.record(reason)
         self.journal.sync()
         self.board.reset()
+
+
+def _drop(name):
+    # Frees a module needed only now and then (the heap is ~100 KB).
+    if name in sys.modules:
+        del sys.modules[name]
+    gc.collect()
 
 
 def _crash_handler(app):
     # An exception escaping a task: record why, then reset like a panic would.
     def handler(loop, context):
         sys.print_exception(context["exception"])
-        app.restart(bootinfo.CRASH)
+        app.restart(_CRASH)
 
     return handler
 
 
-def main():
-    import board
-
-    b = board.make()
-    app = App(b)
+def main(board):
+    app = App(board)
     asyncio.get_event_loop().set_exception_handler(_crash_handler(app))
     micropython.kbd_intr(-1)  # frames may carry 0x03: no Ctrl-C while we run
     try:

@@ -1,8 +1,8 @@
-# The virtual console's hardware: pins, pixels, OLED, buzzer, watchdog and
-# RTC memory, backed by the supervisor process over a loopback socket.
+# The virtual console's hardware, played by the supervisor process over a
+# loopback socket (host/deskline/sim/console.py); chip "sim" in board.json.
 #
-# The supervisor plays the physical world (buttons stay held across a reset,
-# the watchdog bites from outside), so the app code is the device's own.
+# The supervisor is the physical world: buttons stay held across a reset and
+# the watchdog bites from outside, so the app code is the device's own.
 # Lines in:  "E 0|1" escalate, "H 0|1" hook, "K <char> 0|1" keypad, "S" sync.
 # Lines out: "L r,g,b;..." pixels, "D l0\tl1\tl2\tl3" display, "B hz duty",
 #            "W ms" watchdog feed, "M hex" RTC memory, "X" reset request.
@@ -11,47 +11,44 @@ import socket
 import sys
 import time
 
-_conn = None
+_hw = None
 
 
 class _Hw:
-    def __init__(self, port):
+    def __init__(self):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.connect(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+        s.connect(socket.getaddrinfo("127.0.0.1", int(os.getenv("DESKLINE_HW")))[0][-1])
         self.sock = s
         self.level = {}
         self.pending = b""
-        # Block until the supervisor has told us every input's level.
-        while not self._lines(s.recv(256)):
+        # Every input's level arrives before the sync line: wait for it.
+        while not self._take(s.recv(256)):
             pass
         s.setblocking(False)
 
-    def _lines(self, data):
-        # Applies complete lines; True once the sync line has been seen.
+    def _take(self, data):
         if not data:
             raise OSError("virtual console supervisor went away")
         buf = self.pending + data
         synced = False
-        while True:
-            i = buf.find(b"\n")
-            if i < 0:
-                break
-            line = buf[:i]
+        i = buf.find(b"\n")
+        while i >= 0:
+            parts = buf[:i].split(b" ")
             buf = buf[i + 1 :]
-            if line == b"S":
+            if parts[0] == b"S":
                 synced = True
-            elif len(line) >= 3:
-                parts = line.split(b" ")
-                self.level[parts[-2] if len(parts) == 3 else parts[0]] = parts[-1] == b"1"
+            elif len(parts) > 1:
+                self.level[parts[-2]] = parts[-1] == b"1"
+            i = buf.find(b"\n")
         self.pending = buf
         return synced
 
-    def pump(self):
+    def get(self, name):
         try:
-            data = self.sock.recv(256)
+            self._take(self.sock.recv(256))
         except OSError:
-            return
-        self._lines(data)
+            pass
+        return 1 if self.level.get(name) else 0
 
     def send(self, line):
         s = self.sock
@@ -60,93 +57,66 @@ class _Hw:
         s.setblocking(False)
 
 
-def _hw():
-    global _conn
-    if _conn is None:
-        _conn = _Hw(int(os.getenv("DESKLINE_HW")))
-    return _conn
+def _conn():
+    global _hw
+    if _hw is None:
+        _hw = _Hw()
+    return _hw
 
 
 def escalate_held(spec):
-    return _hw().level.get(b"E", False)
-
-
-class _Input:
-    def __init__(self, hw, name):
-        self.hw = hw
-        self.name = name
-
-    def __call__(self):
-        self.hw.pump()
-        return 1 if self.hw.level.get(self.name, False) else 0
+    return _conn().get(b"E") == 1
 
 
 class _Row:
     def __init__(self):
         self.v = 1
 
-    def value(self, v=None):
-        if v is None:
-            return self.v
+    def value(self, v):
         self.v = v
-        return None
 
 
 class _Col:
     # Reads low while a pressed key joins it to a row driven low.
-    def __init__(self, hw, rows, keys):
-        self.hw = hw
+    def __init__(self, rows, keys):
         self.rows = rows
-        self.keys = keys  # one key name per row
+        self.keys = keys  # this column's key name on each row
 
     def value(self):
-        lv = self.hw.level
+        lv = _hw.level
         for i in range(len(self.rows)):
-            if self.rows[i].v == 0 and lv.get(self.keys[i], False):
+            if self.rows[i].v == 0 and lv.get(self.keys[i]):
                 return 0
         return 1
 
 
-class _Pixels:
-    def __init__(self, hw, n):
+class _Panel:
+    # Every output device at once: NeoPixel (n, []=, write), framebuf text
+    # (fill, text, show), PWM (freq, duty_u16) and watchdog (feed).
+    def __init__(self, hw, n, rows, freq):
         self.hw = hw
         self.n = n
         self.px = [(0, 0, 0)] * n
+        self.lines = [""] * rows
+        self.f = freq
+        self.d = 0
 
     def __setitem__(self, i, rgb):
         self.px[i] = rgb
 
-    def __getitem__(self, i):
-        return self.px[i]
-
     def write(self):
         self.hw.send("L " + ";".join("%d,%d,%d" % p for p in self.px))
-
-
-class _Oled:
-    # Keeps the text the app draws, one entry per 8-pixel text row.
-    def __init__(self, hw, rows):
-        self.hw = hw
-        self.lines = [""] * rows
 
     def fill(self, c):
         for i in range(len(self.lines)):
             self.lines[i] = ""
 
     def text(self, s, x, y, c=1):
-        row = y // 8
-        if 0 <= row < len(self.lines):
-            self.lines[row] = " " * (x // 8) + s
+        if 0 <= y // 8 < len(self.lines):
+            self.lines[y // 8] = " " * (x // 8) + s
 
     def show(self):
         self.hw.send("D " + "\t".join(self.lines))
-
-
-class _Pwm:
-    def __init__(self, hw, freq):
-        self.hw = hw
-        self.f = freq
-        self.d = 0
 
     def freq(self, hz=None):
         if hz is None:
@@ -154,52 +124,35 @@ class _Pwm:
         self.f = hz
         return None
 
-    def duty_u16(self, d=None):
-        if d is None:
-            return self.d
+    def duty_u16(self, d):
         if d != self.d:
             self.d = d
             self.hw.send("B %d %d" % (self.f, d))
-        return None
-
-
-class _Wdt:
-    # The supervisor resets the console when feeds stop, as the chip would.
-    def __init__(self, hw, ms):
-        self.hw = hw
-        self.ms = ms
-        hw.send("W %d" % ms)
 
     def feed(self):
-        self.hw.send("W %d" % self.ms)
+        self.hw.send("W 8000")
 
 
 class SimBoard:
     def __init__(self, s):
-        hw = _hw()
-        self.hw = hw
+        hw = _conn()
         self.name = s["board"]
         self.chip = s["chip"]
         self.faults = []
-        self.escalate = _Input(hw, b"E")
-        self.hook = _Input(hw, b"H")
+        self.escalate = lambda: hw.get(b"E")
+        self.hook = lambda: hw.get(b"H")
         kp = s["keypad"]
         keys = kp["keys"]
         nr = len(kp["rows"])
         nc = len(kp["cols"])
         self.rows = [_Row() for _ in range(nr)]
-        self.cols = [
-            _Col(hw, self.rows, [keys[r * nc + c].encode() for r in range(nr)])
-            for c in range(nc)
-        ]
+        self.cols = [_Col(self.rows, [keys[r * nc + c].encode() for r in range(nr)]) for c in range(nc)]
         self.keymap = keys
-        self.pixels = _Pixels(hw, s["pixels"]["count"])
-        o = s["oled"]
-        self.oled = _Oled(hw, o["height"] // 8)
-        self.pwm = _Pwm(hw, s["buzzer"]["freq"])
-        self.wdt = _Wdt(hw, 8000)
-        rtc = os.getenv("DESKLINE_RTC") or ""
-        self._rtc = bytes(int(rtc[i : i + 2], 16) for i in range(0, len(rtc), 2))
+        panel = _Panel(hw, s["pixels"]["count"], s["oled"]["height"] // 8, s["buzzer"]["freq"])
+        self.pixels = self.oled = self.pwm = self.wdt = panel
+        panel.feed()  # arms the watchdog, as machine.WDT() does
+        self.hw = hw
+        self._rtc = bytes.fromhex(os.getenv("DESKLINE_RTC") or "")
         self.stream_in = sys.stdin.buffer
         self.stream_out = sys.stdout.buffer
 
@@ -207,14 +160,14 @@ class SimBoard:
         if data is None:
             return self._rtc
         self._rtc = bytes(data)
-        self.hw.send("M " + "".join("%02x" % b for b in self._rtc))
+        self.hw.send("M " + self._rtc.hex())
         return None
 
     def reset_cause(self):
         return int(os.getenv("DESKLINE_RESET_CAUSE") or "1")
 
     def reset(self):
-        # The supervisor kills and restarts us, as a real reset would.
+        # The supervisor kills and restarts us, as the reset line would.
         self.hw.send("X")
         while True:
             time.sleep(1)

@@ -345,13 +345,11 @@ class Journal:
         self._cnt = array("I", bytearray(4 * n))
         self._offs = [array("H", bytearray(2 * r)) for _ in range(n)]
         last = 0  # newest good seq so far: seqs must increase
-        burned = 0
         empty = []
         clean = False
         size = 0
         for first in names:
-            offs, last, b, clean, size = self._scan(first, last)
-            burned = max(burned, b)
+            offs, last, clean, size = self._scan(first, last)
             if not offs:
                 empty.append(first)
                 continue
@@ -365,9 +363,10 @@ class Journal:
             else:  # written with a larger seg_bytes
                 self._offs[s] = offs
             self.segments += 1
-        # A header with the expected seq but a bad body was being written
-        # when power went: that seq may have been handed out, never reuse it.
-        nxt = max(last + 1, burned + 1, floor, acked + 1)
+        # A torn record's seq is handed out again: append() returns a seq
+        # only once its flush (atomic in littlefs) is done, so nobody has
+        # seen it; skipping it would leave a hole the host never gets.
+        nxt = max(last + 1, floor, acked + 1)
         self.next_seq = nxt
         # Segments are deleted only when fully acked, so everything before
         # the oldest one (or before next_seq if none) was acked.
@@ -377,14 +376,11 @@ class Journal:
             acked = nxt - 1
         self._acked = min(acked, nxt - 1)
         self._floor = floor
-        try:
-            if nxt > floor or empty:
-                # Before an empty file (maybe holding a burned seq) goes.
-                self._save()
-            for first in empty:
+        for first in empty:  # no good record: nothing to lose
+            try:
                 os.remove(self._path(first))
-        except OSError:
-            pass  # a full filesystem must not stop the boot: they stay
+            except OSError:
+                pass
         s = self.segments - 1
         if s >= 0 and clean and self._cnt[s] < r and size + _OVER <= self._seg_bytes:
             # The newest segment ends with a good record: keep appending to
@@ -404,7 +400,6 @@ class Journal:
         rec = self._rec
         mv = memoryview(rec)
         offs = array("H")
-        burned = 0
         bad = False
         with open(self._path(first), "rb") as f:
             size = f.seek(0, 2)
@@ -412,22 +407,18 @@ class Journal:
             while off < size:
                 ok = False
                 k = min(len(rec), size - off)
-                if k >= _HDR and off < _HOLE:
+                if k >= _OVER and off < _HOLE:
                     f.seek(off)
                     f.readinto(rec, k)
-                    if rec[0] == _MAGIC:
-                        n = rec[2]
+                    n = rec[2]
+                    if rec[0] == _MAGIC and n + _OVER <= k:
                         seq = unpack_from("<I", rec, 3)[0]
-                        if (
+                        ok = (
                             seq > last
                             and seq >= first
                             and (seq - first) * _OVER <= off
-                            and n + _OVER <= k
                             and crc32(mv[1 : _HDR + n]) == unpack_from("<I", rec, _HDR + n)[0]
-                        ):
-                            ok = True
-                        elif seq == last + 1 and not bad:
-                            burned = seq
+                        )
                 if ok:
                     while len(offs) < seq - first:
                         offs.append(_HOLE)
@@ -440,7 +431,7 @@ class Journal:
                         self.torn_records += 1
                         bad = True
                     off += 1
-        return offs, last, burned, not bad, size
+        return offs, last, not bad, size
 
 
 def _mkdirs(path):

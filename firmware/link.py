@@ -14,13 +14,13 @@ _RETRY_MS = const(1000)  # no ack progress for this long: resend from the oldest
 
 class Link:
     # on_frame(mtype, fields) handles every good host frame but ACK.
-    def __init__(self, stream_in, stream_out, journal, on_frame):
+    def __init__(self, stream_in, stream_out, journal, on_frame, enc, dec):
         self.sin = stream_in
         self.sout = stream_out
         self.journal = journal
         self.on_frame = on_frame
-        self.enc = W.Encoder()
-        self.dec = W.Decoder()
+        self.enc = enc  # wire.Encoder and wire.Decoder, made early by the
+        self.dec = dec  # caller while the heap is still in one piece
         self.one = bytearray(1)
         self.one_mv = memoryview(self.one)
         self.rec = bytearray(256)

@@ -2,6 +2,22 @@
 import safeboot
 
 if not safeboot.skip:
+    import gc
+
+    import board
+
+    hw = board.make()
+    del board
+    import asyncio
+
+    # asyncio loads its parts on first use; load them before our own modules.
+    asyncio.Event, asyncio.StreamReader, asyncio.sleep_ms
+    # Loading modules leaves small holes all over the heap; holding a block
+    # meanwhile keeps room in one piece for the app's buffers.
+    gc.collect()
+    _room = bytearray(16384)
     import app
 
-    app.main()
+    del _room
+    gc.collect()
+    app.main(hw)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import REPO
-from deskline.wire import NAMES, Message, codec, decode, encode
+from deskline.wire import NAMES, Message, StreamDecoder, codec, decode, encode, frame
 
 VECTORS = json.loads((REPO / "tests" / "vectors" / "wire.json").read_text())
 
@@ -22,13 +22,13 @@ def _value(v: Any) -> Any:
 def test_vectors_encode_to_the_pinned_frames() -> None:
     assert VECTORS["version"] == codec.VERSION
     for case in VECTORS["frames"]:
-        frame = codec.encode(case["type"], tuple(_value(v) for v in case["values"]))
-        assert frame.hex() == case["frame"], case["name"]
+        got = frame(case["type"], tuple(_value(v) for v in case["values"]))
+        assert got.hex() == case["frame"], case["name"]
 
 
 def test_vectors_decode_back_to_their_values() -> None:
     for case in VECTORS["frames"]:
-        bodies = codec.Decoder().feed(bytes.fromhex(case["frame"]))
+        bodies = StreamDecoder().feed(bytes.fromhex(case["frame"]))
         assert len(bodies) == 1, case["name"]
         _, mtype, values = codec.parse(bodies[0])
         want = tuple(_value(v) for v in case["values"])
@@ -54,7 +54,7 @@ def test_crc_is_crc32_ieee() -> None:
 
 def test_named_encode_and_decode() -> None:
     frame = encode(codec.CALL, cmd_id=1, op=codec.CALL_START, call_id="17.1", queue="q")
-    (body,) = codec.Decoder().feed(frame)
+    (body,) = StreamDecoder().feed(frame)
     msg = decode(body)
     assert msg == Message(codec.CALL, "call", {"cmd_id": 1, "op": 1, "call_id": "17.1", "queue": "q"})
 
@@ -92,9 +92,9 @@ def messages(draw: st.DrawFn) -> tuple[int, tuple[Any, ...]]:
 @given(messages())
 def test_every_message_round_trips(msg: tuple[int, tuple[Any, ...]]) -> None:
     mtype, values = msg
-    frame = codec.encode(mtype, values)
-    assert frame[0] == 0 and frame[-1] == 0 and 0 not in frame[1:-1]
-    (body,) = codec.Decoder().feed(frame)
+    framed = frame(mtype, values)
+    assert framed[0] == 0 and framed[-1] == 0 and 0 not in framed[1:-1]
+    (body,) = StreamDecoder().feed(framed)
     assert codec.parse(body) == (codec.VERSION, mtype, values)
 
 
@@ -104,13 +104,13 @@ def test_garbage_and_damage_never_raise_and_resync(
     msg: tuple[int, tuple[Any, ...]], junk: bytes, data: st.DataObject
 ) -> None:
     mtype, values = msg
-    frame = codec.encode(mtype, values)
-    cut = data.draw(st.integers(0, len(frame)))
-    flip = data.draw(st.integers(0, len(frame) - 1))
-    damaged = bytearray(frame)
+    framed = frame(mtype, values)
+    cut = data.draw(st.integers(0, len(framed)))
+    flip = data.draw(st.integers(0, len(framed) - 1))
+    damaged = bytearray(framed)
     damaged[flip] ^= data.draw(st.integers(1, 255))
-    dec = codec.Decoder()
-    stream = junk + frame[:cut] + bytes(damaged) + frame
+    dec = StreamDecoder()
+    stream = junk + framed[:cut] + bytes(damaged) + framed
     bodies = [b for chunk in _chunks(stream, data) for b in dec.feed(chunk)]
     # Whatever came before, the last intact frame is always recovered.
     assert bodies and codec.parse(bodies[-1]) == (codec.VERSION, mtype, values)
@@ -132,22 +132,22 @@ def _chunks(stream: bytes, data: st.DataObject) -> list[bytes]:
 
 
 def test_oversize_frames_are_counted_not_kept() -> None:
-    dec = codec.Decoder(size=64)
-    good = codec.encode(codec.ACK, (3,))
+    dec = StreamDecoder(size=64)
+    good = frame(codec.ACK, (3,))
     bodies = dec.feed(b"\x01" * 500 + b"\x00" + good)
     assert dec.oversize == 1
     assert [codec.parse(b)[1] for b in bodies] == [codec.ACK]
 
 
 def test_push_and_feed_agree() -> None:
-    frames = b"".join(codec.encode(codec.ACK, (i,)) for i in range(1, 50))
-    a = codec.Decoder()
+    frames = b"".join(frame(codec.ACK, (i,)) for i in range(1, 50))
+    a = StreamDecoder()
     pushed = []
     for byte in frames:
         n = a.push(byte)
         if n:
             pushed.append(bytes(a.buf[:n]))
-    assert pushed == codec.Decoder().feed(frames)
+    assert pushed == StreamDecoder().feed(frames)
 
 
 def test_every_schema_has_one_name_per_field() -> None:

@@ -47,7 +47,7 @@ def _value(v: object) -> object:
 def main() -> None:
     out = []
     for name, mtype, values in CASES:
-        frame = w.encode(mtype, tuple(_value(v) for v in values))
+        frame = bytes(w.Encoder().encode(mtype, tuple(_value(v) for v in values)))
         out.append({"name": name, "type": mtype, "values": values, "frame": frame.hex()})
     cobs = [
         # Classic COBS examples (Cheshire & Baker): raw -> encoded, no delimiters.

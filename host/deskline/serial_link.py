@@ -14,7 +14,7 @@ from collections.abc import Callable
 import serial
 
 from deskline.errors import DesklineError
-from deskline.wire import Message, WireError, codec, decode, encode
+from deskline.wire import Message, StreamDecoder, WireError, decode, encode
 
 
 def open_port(port: str, baud: int = 115200) -> serial.Serial:
@@ -50,7 +50,7 @@ class ConsoleLink:
 
     def __init__(self, port: str, baud: int = 115200) -> None:
         self.ser = open_port(port, baud)
-        self.decoder = codec.Decoder()
+        self.decoder = StreamDecoder()
         self.messages: queue.Queue[Message] = queue.Queue()
         self.bad_frames = 0
         self._stop = False

@@ -37,6 +37,37 @@ NAMES: dict[int, tuple[str, list[str]]] = {
 }
 
 
+def frame(mtype: int, values: tuple[Any, ...]) -> bytes:
+    """A complete frame (with delimiters) of mtype for positional values."""
+    return bytes(_w.Encoder().encode(mtype, values))
+
+
+class StreamDecoder(_w.Decoder):  # type: ignore[misc]
+    """The shared byte-wise decoder, fed a chunk at a time on the host."""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Feeds a chunk; returns the good bodies it completed."""
+        out: list[bytes] = []
+        buf = self.buf
+        start = 0
+        size = len(buf)
+        while start < len(data):
+            z = data.find(b"\x00", start)
+            stop = len(data) if z < 0 else z
+            take = min(stop - start, size - self.n)
+            if take < stop - start:
+                self.overrun = True
+            buf[self.n : self.n + take] = data[start : start + take]
+            self.n += take
+            if z < 0:
+                break
+            m = self.push(0)
+            if m:
+                out.append(bytes(buf[:m]))
+            start = z + 1
+        return out
+
+
 @dataclass(frozen=True)
 class Message:
     """One decoded frame: its type code, schema name and named fields."""
@@ -70,7 +101,7 @@ def encode(mtype: int, **fields: Any) -> bytes:
     extra = set(fields) - set(names)
     if extra:
         raise WireError(f"{label}: unknown {', '.join(sorted(extra))}")
-    return bytes(_w.encode(mtype, tuple(fields[n] for n in names)))
+    return frame(mtype, tuple(fields[n] for n in names))
 
 
 def type_code(name: str) -> int:

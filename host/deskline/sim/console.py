@@ -144,6 +144,10 @@ class VirtualConsole:
         if install is None:
             install = not self.image.exists()
         self._install = self.install_files() if install else None
+        # The power-on script goes compiled too: compiling it on the small
+        # heap would leave holes before the app even loads.
+        boot = self.workdir / "unixboot.mpy"
+        subprocess.run([MPY_CROSS, "-o", str(boot), UNIXBOOT], check=True)
         self._mcu_master, self._mcu_slave = pty.openpty()
         tty.setraw(self._mcu_slave)
         self._open_host_pty()
@@ -188,7 +192,10 @@ class VirtualConsole:
             self.resets.append(self._next_cause)
             self._next_cause = SOFT_RESET
             self.proc = subprocess.Popen(
-                [MICROPYTHON, "-X", f"heapsize={self.heap}", "-i", UNIXBOOT],
+                [
+                    MICROPYTHON, "-X", f"heapsize={self.heap}", "-i", "-c",
+                    f"import sys; sys.path.insert(0, {str(self.workdir)!r}); import unixboot",
+                ],
                 stdin=self._mcu_slave,
                 stdout=self._mcu_slave,
                 stderr=self._mcu_slave,
