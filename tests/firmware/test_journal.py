@@ -16,17 +16,17 @@ _NBLOCKS = 64
 _MNT = "/jt"
 _ROOT = "/jt/data/journal"
 _IMG = "/tmp/deskline-jt-%s-" % hexlify(os.urandom(4)).decode()
-_devs = []
 
 
 class FileDev:
     # A block device of 4096-byte blocks in a host file; erase is a no-op,
     # as littlefs expects of a device that can overwrite.
+    made = 0
+
     def __init__(self, nblocks, copy_of=None):
         self.nblocks = nblocks
-        self.f = None
-        self.path = _IMG + str(len(_devs))
-        _devs.append(self)
+        self.path = _IMG + str(FileDev.made)
+        FileDev.made += 1
         z = bytearray(512)
         src = open(copy_of.path, "rb") if copy_of else None
         with open(self.path, "wb") as f:
@@ -38,8 +38,13 @@ class FileDev:
             src.close()
         self.f = open(self.path, "r+b")
 
-    # A device already discarded ignores the finalizers of files left open
-    # on it by an abandoned journal.
+    # A discarded device ignores the finalizers of files left open on it by
+    # an abandoned journal: they must not reach the image.
+    def discard(self):
+        self.f.close()
+        self.f = None
+        os.remove(self.path)
+
     def readblocks(self, block, buf, off=0):
         if self.f:
             self.f.seek(block * _BS + off)
@@ -63,9 +68,7 @@ class FileDev:
 _dev = None  # the device mounted at _MNT
 
 
-# Runs a test on a freshly formatted filesystem.  Cleanup runs after the
-# test's frame is gone, so abandoned journals' files are finalized while
-# their devices still exist.
+# Runs a test on a freshly formatted filesystem.
 def _fs(fn):
     def test(*args):
         global _dev
@@ -79,27 +82,22 @@ def _fs(fn):
                 vfs.umount(_MNT)
             except OSError:
                 pass
+            _dev.discard()
             gc.collect()
-            while _devs:
-                d = _devs.pop()
-                if d.f:
-                    d.f.close()
-                    d.f = None
-                try:
-                    os.remove(d.path)
-                except OSError:
-                    pass
 
     return test
 
 
 def _crash():
-    # Power cut: the journal is dropped unclosed and the filesystem mounted
-    # from a copy of what reached the device.  (Remounting the same device
-    # would let the old file objects' finalizers write behind its back.)
+    # Power cut: the filesystem is mounted again from a copy of what had
+    # reached the device.  The caller has dropped its journal unclosed; the
+    # finalizers of its files run on the old device, then that goes.
     global _dev
+    old = _dev
+    _dev = FileDev(old.nblocks, old)
+    gc.collect()
     vfs.umount(_MNT)
-    _dev = FileDev(_dev.nblocks, _dev)
+    old.discard()
     vfs.mount(vfs.VfsLfs2(_dev), _MNT)
 
 
@@ -194,6 +192,7 @@ def test_seq_survives_close_and_crash():
     for s in range(1, 4):
         _check(j, s, _body(s), buf)
     assert j.append(_body(4)) == 4
+    j = None
     _crash()  # no close: the flushed appends must all be there
     j = Journal(_ROOT)
     assert j.next_seq == 5 and j.depth() == 4
@@ -215,6 +214,7 @@ def test_seq_never_regresses_when_all_segments_go():
     j = Journal(_ROOT, seg_bytes=512, max_segs=4)
     assert j.next_seq == 31 and j.depth() == 0 and j.segments == 0
     assert j.append(b"x") == 31
+    j = None
     _crash()
     # The journal deletes its last segment itself: newest one torn at the
     # tail (so not reopened) and fully acked.  It persists next_seq first.
@@ -224,6 +224,7 @@ def test_seq_never_regresses_when_all_segments_go():
     assert j.next_seq == 32 and j.torn_records == 1
     j.ack(31)
     assert j.segments == 0 and _segs() == []
+    j = None
     _crash()  # ack not synced, but the segment is gone
     j = Journal(_ROOT, seg_bytes=512, max_segs=4)
     assert j.next_seq == 32 and j.first_unacked() == 32
@@ -379,6 +380,7 @@ def test_lazy_ack_sync():
     for s in range(1, 31):
         j.append(_body(s, 40))
     j.ack(15)  # deletes 1..10; not persisted
+    j = None
     _crash()
     j = Journal(_ROOT, seg_bytes=512, max_segs=8)
     # 11..15 come again (the host drops them by seq); nothing is lost.
@@ -386,6 +388,7 @@ def test_lazy_ack_sync():
     _check(j, 11, _body(11, 40), buf)
     j.ack(15)
     assert j.sync()
+    j = None
     _crash()
     j = Journal(_ROOT, seg_bytes=512, max_segs=8)
     assert j.first_unacked() == 16 and j.depth() == 15
