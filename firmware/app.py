@@ -89,7 +89,10 @@ class App:
         self.dirty = True
         self.last_status = None
         self.status_at = 0
-        self.scans_seen = 0
+        self.scans_seen = -1
+        self.last_sec = -1
+        self.last_online = None
+        self.last_sync = self.last_feed = self.last_beat = ticks_ms()
         self.stopping = False
         self.tasks = []
 
@@ -372,43 +375,47 @@ class App:
         )
 
     # --- tasks -------------------------------------------------------------------
+    def step(self, now):
+        # One housekeeping pass: timeouts, events out, display, heartbeat,
+        # watchdog.  Separate from the task so a test can drive the clock.
+        self.agent.tick(now)
+        self.link.pump_events(now)
+        sec = now // 1000
+        online = self.link.online(now, self.cfg.keepalive_ms)
+        if self.dirty or sec != self.last_sec or online != self.last_online:
+            self.dirty = False
+            self.last_online = online
+            self.last_sec = sec
+            worst = self.compose(now)
+            self.send_status(now, worst)
+        if ticks_diff(now, self.last_sync) >= _SYNC_MS:
+            self.last_sync = now
+            self.journal.sync()
+        if ticks_diff(now, self.last_beat) >= self.cfg.heartbeat_ms:
+            self.last_beat = now
+            self.send_heartbeat(now)
+        if ticks_diff(now, self.last_feed) >= _FEED_MS:
+            # Feed only while the input scan is alive, not just this task.
+            self.last_feed = now
+            if self.keys.scans != self.scans_seen:
+                self.scans_seen = self.keys.scans
+                self.board.wdt.feed()
+        free = gc.mem_free()
+        if free < self.min_free:
+            self.min_free = free
+
     async def housekeeping(self):
-        last_sec = -1
-        last_online = None
-        last_sync = last_feed = last_beat = ticks_ms()
         while not self.stopping:
-            now = ticks_ms()
-            self.agent.tick(now)
-            self.link.pump_events(now)
-            sec = now // 1000
-            online = self.link.online(now, self.cfg.keepalive_ms)
-            if self.dirty or sec != last_sec or online != last_online:
-                self.dirty = False
-                last_online = online
-                last_sec = sec
-                worst = self.compose(now)
-                self.send_status(now, worst)
-            if ticks_diff(now, last_sync) >= _SYNC_MS:
-                last_sync = now
-                self.journal.sync()
-            if ticks_diff(now, last_beat) >= self.cfg.heartbeat_ms:
-                last_beat = now
-                self.send_heartbeat(now)
-            if ticks_diff(now, last_feed) >= _FEED_MS:
-                # Feed only while the input scan is alive, not just this task.
-                last_feed = now
-                scans = getattr(self.keys, "scans", 0)
-                if scans != self.scans_seen or not scans:
-                    self.scans_seen = scans
-                    self.board.wdt.feed()
-            free = gc.mem_free()
-            if free < self.min_free:
-                self.min_free = free
+            self.step(ticks_ms())
             await asyncio.sleep_ms(_HOUSE_MS)
 
-    async def run(self):
+    def start(self):
+        # What a boot announces before the tasks run.
         self.emit(W.EV_BOOT, self.reason, self.reset_cause, 0, self.boots, "")
         self.send_hello()
+
+    async def run(self):
+        self.start()
         for coro in (
             self.keys.run(),
             self.leds.run(),

@@ -92,7 +92,6 @@ class Journal:
         mv = memoryview(rec)
         cap = max(1, seg_bytes >> 8)  # index slots: _K * cap records a segment
         last = 0  # newest good seq so far: seqs must increase
-        burned = 0
         empty = []
         tail = False  # the newest file ends with a good record, room after it
         for first in names:
@@ -117,11 +116,6 @@ class Journal:
                                 and n + _OVER <= k
                                 and crc32(mv[1 : _HDR + n]) == unpack_from("<I", rec, _HDR + n)[0]
                             ):
-                                # A header with the expected seq but a bad
-                                # body was being written when power went:
-                                # that seq may have been handed out.
-                                if seq == last + 1 and not bad:
-                                    burned = seq
                                 seq = 0
                     if seq:
                         gap |= bad
@@ -154,8 +148,11 @@ class Journal:
                 ix[_X + i // k] = offs[i]
             segs.append(ix)
         self.segments = len(segs)  # live segment files, the active one included
-        # Never reuse a burned seq.
-        self.next_seq = n = max(last + 1, burned + 1, floor, acked + 1)
+        # A torn record's seq is handed out again: append() returns a seq
+        # only once its flush (atomic in littlefs) is done, so nobody has
+        # seen it; skipping it would leave a hole that the host's gap-free
+        # cumulative ack never passes.
+        self.next_seq = n = max(last + 1, floor, acked + 1)
         # Segments are deleted only when fully acked, so everything before
         # the oldest one (or before next_seq if none) was acked.
         if segs:
@@ -164,14 +161,11 @@ class Journal:
             acked = n - 1
         self._acked = min(acked, n - 1)
         self._floor = floor
-        try:
-            if n > floor or empty:
-                # Before an empty file (maybe holding a burned seq) goes.
-                self._save()
-            for c in empty:
+        for c in empty:  # no good record: nothing to lose
+            try:
                 os.remove(self._p(c))
-        except OSError:
-            pass  # a full filesystem must not stop the boot: they stay
+            except OSError:
+                pass
         if tail:
             # Keep appending to the newest segment rather than start a file
             # per boot.

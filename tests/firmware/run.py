@@ -1,9 +1,14 @@
 # Runs one firmware test module under the MicroPython unix port.
-# Usage (from the repository root): micropython tests/firmware/run.py test_journal
+# Usage (from the repository root):
+#   micropython tests/firmware/run.py test_journal [MPY_DIR]
+# MPY_DIR holds the firmware compiled by mpy-cross, as a console runs it;
+# without it the sources are compiled on import (needs a larger heap).
 import sys
 
 sys.path.insert(0, "tests/firmware")
 sys.path.insert(0, "firmware")
+if len(sys.argv) > 2:
+    sys.path.insert(0, sys.argv[2])
 
 
 def main():
