@@ -3,9 +3,10 @@
 #
 # The supervisor is the physical world: buttons stay held across a reset and
 # the watchdog bites from outside, so the app code is the device's own.
-# Lines in:  "E 0|1" escalate, "H 0|1" hook, "K <char> 0|1" keypad, "S" sync.
-# Lines out: "L r,g,b;..." pixels, "D l0\tl1\tl2\tl3" display, "B hz duty",
-#            "W ms" watchdog feed, "M hex" RTC memory, "X" reset request.
+# In:  the input levels as 14 ASCII digits, one snapshot per change, each
+#      ending in "\n": keypad "123456789*0#" in that order, ESCALATE, hook.
+# Out: lines "L r,g,b;..." pixels, "D l0\tl1\tl2\tl3" display, "B hz duty",
+#      "W ms" watchdog feed, "M hex" RTC memory, "X" reset request.
 import os
 import socket
 import sys
@@ -14,41 +15,42 @@ import time
 _hw = None
 
 
+_KEYS = "123456789*0#"
+_ESC = 12
+_HOOK = 13
+
+
 class _Hw:
     def __init__(self):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.connect(socket.getaddrinfo("127.0.0.1", int(os.getenv("DESKLINE_HW")))[0][-1])
         self.sock = s
-        self.level = {}
+        self.level = bytearray(14)
         self.pending = b""
-        # Every input's level arrives before the sync line: wait for it.
-        while not self._take(s.recv(256)):
+        # The first snapshot arrives before anything reads an input.
+        while not self._take(s.recv(15)):
             pass
         s.setblocking(False)
 
     def _take(self, data):
         if not data:
             raise OSError("virtual console supervisor went away")
+        # Only the newest complete snapshot matters; keep a partial tail.
         buf = self.pending + data
-        synced = False
-        i = buf.find(b"\n")
-        while i >= 0:
-            parts = buf[:i].split(b" ")
-            buf = buf[i + 1 :]
-            if parts[0] == b"S":
-                synced = True
-            elif len(parts) > 1:
-                self.level[parts[-2]] = parts[-1] == b"1"
-            i = buf.find(b"\n")
-        self.pending = buf
-        return synced
+        end = buf.rfind(b"\n")
+        if end < 14:
+            self.pending = buf[-14:]
+            return False
+        self.level[:] = buf[end - 14 : end]
+        self.pending = buf[end + 1 :]
+        return True
 
-    def get(self, name):
+    def get(self, i):
         try:
-            self._take(self.sock.recv(256))
+            self._take(self.sock.recv(150))
         except OSError:
             pass
-        return 1 if self.level.get(name) else 0
+        return self.level[i] == 49  # "1"
 
     def send(self, line):
         s = self.sock
@@ -65,7 +67,7 @@ def _conn():
 
 
 def escalate_held(spec):
-    return _conn().get(b"E") == 1
+    return _conn().get(_ESC)
 
 
 class _Row:
@@ -80,12 +82,12 @@ class _Col:
     # Reads low while a pressed key joins it to a row driven low.
     def __init__(self, rows, keys):
         self.rows = rows
-        self.keys = keys  # this column's key name on each row
+        self.keys = keys  # this column's input index on each row
 
     def value(self):
         lv = _hw.level
         for i in range(len(self.rows)):
-            if self.rows[i].v == 0 and lv.get(self.keys[i]):
+            if self.rows[i].v == 0 and lv[self.keys[i]] == 49:
                 return 0
         return 1
 
@@ -139,14 +141,14 @@ class SimBoard:
         self.name = s["board"]
         self.chip = s["chip"]
         self.faults = []
-        self.escalate = lambda: hw.get(b"E")
-        self.hook = lambda: hw.get(b"H")
+        self.escalate = lambda: 1 if hw.get(_ESC) else 0
+        self.hook = lambda: 1 if hw.get(_HOOK) else 0
         kp = s["keypad"]
         keys = kp["keys"]
         nr = len(kp["rows"])
         nc = len(kp["cols"])
         self.rows = [_Row() for _ in range(nr)]
-        self.cols = [_Col(self.rows, [keys[r * nc + c].encode() for r in range(nr)]) for c in range(nc)]
+        self.cols = [_Col(self.rows, [_KEYS.index(keys[r * nc + c]) for r in range(nr)]) for c in range(nc)]
         self.keymap = keys
         panel = _Panel(hw, s["pixels"]["count"], s["oled"]["height"] // 8, s["buzzer"]["freq"])
         self.pixels = self.oled = self.pwm = self.wdt = panel

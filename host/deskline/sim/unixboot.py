@@ -41,27 +41,6 @@ class FileFlash:
         return None
 
 
-def _copy_tree(src, dst):
-    # Installs the app files onto the flash, as `deskline deploy` would.
-    try:
-        os.mkdir(dst)
-    except OSError:
-        pass
-    for entry in os.ilistdir(src):
-        name, kind = entry[0], entry[1]
-        s = src + "/" + name
-        d = dst + "/" + name
-        if kind == 0x4000:
-            _copy_tree(s, d)
-            continue
-        with open(s, "rb") as fi, open(d, "wb") as fo:
-            while True:
-                chunk = fi.read(1024)
-                if not chunk:
-                    break
-                fo.write(chunk)
-
-
 def power_on():
     image = os.getenv("DESKLINE_IMAGE")
     blocks = int(os.getenv("DESKLINE_BLOCKS") or "512")
@@ -73,15 +52,15 @@ def power_on():
         vfs.VfsLfs2.mkfs(flash)
         fs = vfs.VfsLfs2(flash)
     if install:
+        # The installer is loaded only when needed and dropped after, so
+        # the app's heap is the same on every boot.
+        import unixinstall
+
         vfs.mount(fs, "/flash")
-        # A module left from an older install would shadow the new .mpy.
-        keep = [e[0] for e in os.ilistdir(install)]
-        for entry in os.ilistdir("/flash"):
-            name = entry[0]
-            if entry[1] != 0x4000 and name not in keep and (name.endswith(".py") or name.endswith(".mpy")):
-                os.remove("/flash/" + name)
-        _copy_tree(install, "/flash")
+        unixinstall.install(install, "/flash")
         vfs.umount("/flash")
+        del sys.modules["unixinstall"]
+        del unixinstall
     vfs.umount("/")
     vfs.mount(fs, "/")
     os.chdir("/")
