@@ -31,13 +31,16 @@ _HOLE = const(0xFFFF)  # offset of a seq lost to corruption
 _K = const(8)  # index stride
 _X = const(4)  # index header: first low, first high, count, stride
 _ST_MAGIC = const(0x414A4C44)  # ack file: magic, acked, floor, crc32 (u32le)
+# crc32 over data followed by its own crc32 (u32le) always gives this.
+_RESIDUE = const(0x2144DF1C)
 
 
 class Journal:
     def __init__(self, root, seg_bytes=4096, max_segs=16):
         # A record must fit an empty segment; offsets are u16 below _HOLE.
         assert _REC <= seg_bytes < _HOLE and max_segs >= 2
-        self._root = root
+        self._ack = root + "/ack"  # ack state, written to it + ".tmp" first
+        self._fmt = root + "/%08x.seg"  # segment file, by its first seq
         self._sb = seg_bytes
         self.capacity_bytes = seg_bytes * max_segs
         self.dropped_telemetry = 0
@@ -65,12 +68,13 @@ class Journal:
         # rename leaves the newer state in tmp.  Values only grow: the larger.
         acked = 0
         floor = 1  # next_seq as last persisted
-        for p in (root + "/ack", root + "/ack.tmp"):
+        for p in (self._ack, self._ack + ".tmp"):
             try:
-                with open(p, "rb") as f:
-                    b = f.read(17)
-                m, a, n, c = unpack_from("<IIII", b)
-                if len(b) == 16 and m == _ST_MAGIC and c == crc32(b[:12]):
+                f = open(p, "rb")
+                b = f.read(17)
+                f.close()
+                m, a, n = unpack_from("<III", b)
+                if len(b) == 16 and m == _ST_MAGIC and crc32(b) == _RESIDUE:
                     acked = max(acked, a)
                     floor = max(floor, n)
             except (OSError, ValueError):
@@ -97,40 +101,35 @@ class Journal:
         for first in names:
             offs = array("H")
             bad = gap = False
-            with open(self._p(first), "rb") as f:
-                size = f.seek(0, 2)
-                off = 0
-                while off < size:
-                    k = min(_REC, size - off)
-                    seq = 0
-                    if k >= _HDR and off < _HOLE:
-                        f.seek(off)
-                        f.readinto(rec, k)
-                        if rec[0] == _MAGIC:
-                            n = rec[2]
-                            seq = unpack_from("<I", rec, 3)[0]
-                            if not (
-                                last < seq
-                                and first <= seq
-                                and (seq - first) * _OVER <= off
-                                and n + _OVER <= k
-                                and crc32(mv[1 : _HDR + n]) == unpack_from("<I", rec, _HDR + n)[0]
-                            ):
-                                seq = 0
-                    if seq:
-                        gap |= bad
-                        while len(offs) < seq - first:
-                            offs.append(_HOLE)
-                            gap = True
-                        offs.append(off)
-                        last = seq
-                        off += n + _OVER
-                        bad = False
-                    else:
-                        if not bad:
-                            self.torn_records += 1
-                            bad = True
-                        off += 1
+            f = open(self._fmt % first, "rb")
+            size = f.seek(0, 2)
+            off = 0
+            while off < size:
+                f.seek(off)
+                k = f.readinto(rec)
+                n = rec[2]  # stale unless k >= n + _OVER, checked first
+                seq = unpack_from("<I", rec, 3)[0]
+                if (
+                    n + _OVER <= k
+                    and off < _HOLE
+                    and rec[0] == _MAGIC
+                    and last < seq
+                    and 0 <= seq - first <= off // _OVER
+                    and crc32(mv[1 : _HDR + n + 4]) == _RESIDUE
+                ):
+                    gap |= bad  # a good record after bad bytes
+                    while len(offs) < seq - first:
+                        offs.append(_HOLE)
+                    offs.append(off)
+                    last = seq
+                    off += n + _OVER
+                    bad = False
+                else:
+                    if not bad:
+                        self.torn_records += 1
+                        bad = True
+                    off += 1
+            f.close()
             c = len(offs)
             tail = c and not (bad or gap) and c < cap * _K and size + _OVER <= seg_bytes
             if not c:
@@ -163,18 +162,18 @@ class Journal:
         self._floor = floor
         for c in empty:  # no good record: nothing to lose
             try:
-                os.remove(self._p(c))
+                os.remove(self._fmt % c)
             except OSError:
                 pass
         if tail:
             # Keep appending to the newest segment rather than start a file
             # per boot.
             try:
-                self._af = open(self._p(first), "a+b")
+                self._af = open(self._fmt % first, "a+b")
                 self._asize = size
             except OSError:
                 pass
-        self._prune()
+        self.ack(0)
 
     # --- the append path: O(1), one write + flush, no allocation ------------
     # (on 32-bit ports crc32 results >= 2**30 are boxed, which is unavoidable)
@@ -195,9 +194,9 @@ class Journal:
         elif rot:
             f = None
             if self.segments < self.capacity_bytes // self._sb:
-                self._end()
+                self.close()
                 first = self.next_seq
-                p = self._p(first)
+                p = self._fmt % first
                 try:
                     os.remove(p)  # never expected; "a+b" must start empty
                 except OSError:
@@ -232,7 +231,7 @@ class Journal:
             except OSError:
                 # Typically ENOSPC.  Stop appending to this file; a partial
                 # record at its tail is found and counted at recovery.
-                self._end()
+                self.close()
                 f = None
         if f is None:
             if telemetry:
@@ -249,7 +248,7 @@ class Journal:
         if rot:
             # Only now: the new segment holds the newest seq, so fully
             # acked older ones can go without persisting next_seq first.
-            self._prune()
+            self.ack(0)
         return seq
 
     # --- reads for (re)transmission ----------------------------------------
@@ -280,7 +279,7 @@ class Journal:
                 self._rfirst = -1
                 if f:
                     f.close()
-                f = self._rf = open(self._p(first), "rb")
+                f = self._rf = open(self._fmt % first, "rb")
                 self._rfirst = first
         h = self._rec
         for _ in range(d % k):
@@ -310,49 +309,13 @@ class Journal:
 
     # Cumulative.  Persisted lazily by sync(): after a power cut the records
     # acked since the last sync are sent again and the host drops them by seq.
+    # Also deletes the oldest segments while all their records are acked
+    # (ack(0) does only that).
     def ack(self, seq):
         seq = min(seq, self.next_seq - 1)
         if seq > self._acked:
             self._acked = seq
             self._dirty = True
-            self._prune()
-
-    # Writes the ack pointer if it moved; True when the state is on flash.
-    def sync(self):
-        if self._dirty:
-            try:
-                self._save()
-            except OSError:
-                return False
-        return True
-
-    def used_bytes(self):
-        # A closed segment counts whole: its tail is never written again.
-        return (self.segments - (self._af is not None)) * self._sb + self._asize
-
-    def close(self):
-        self.sync()
-        self._end()
-        self._rfirst = -1
-        if self._rf:
-            self._rf.close()
-
-    # --- segments ------------------------------------------------------------
-    def _p(self, first):
-        return "%s/%08x.seg" % (self._root, first)
-
-    def _end(self):
-        f = self._af
-        self._af = None
-        self._asize = 0
-        if f:
-            try:
-                f.close()
-            except OSError:
-                pass
-
-    # Deletes the oldest segments while all their records are acked.
-    def _prune(self):
         segs = self._segs
         while segs and not (self._af and len(segs) == 1):
             ix = segs[0]
@@ -360,30 +323,54 @@ class Journal:
             c = ix[2]
             if c and first + c - 1 > self._acked:
                 break
-            if self._floor < self.next_seq and not any(o[2] for o in segs[1:]):
+            if c and first + c == self.next_seq > self._floor:
                 # This file holds the newest seq: persist next_seq before
                 # it goes, or a reboot would hand out old seqs again.
-                try:
-                    self._save()
-                except OSError:
+                self._dirty = True
+                if not self.sync():
                     break
             if self._rfirst == first:
                 self._rfirst = -1
                 self._rf.close()
             try:
-                os.remove(self._p(first))
+                os.remove(self._fmt % first)
             except OSError:
                 pass
             segs.pop(0)
             self.segments -= 1
 
-    # Persisted ack pointer: write tmp, then rename (atomic in littlefs).
-    def _save(self):
-        n = self.next_seq
-        b = pack("<III", _ST_MAGIC, self._acked, n)
-        p = self._root + "/ack"
-        with open(p + ".tmp", "wb") as f:
-            f.write(b + pack("<I", crc32(b)))
-        os.rename(p + ".tmp", p)
-        self._floor = n
-        self._dirty = False
+    # Writes the ack pointer if it moved; True when the state is on flash.
+    # Write tmp, then rename (atomic in littlefs).
+    def sync(self):
+        if self._dirty:
+            n = self.next_seq
+            b = pack("<III", _ST_MAGIC, self._acked, n)
+            p = self._ack
+            try:
+                with open(p + ".tmp", "wb") as f:
+                    f.write(b + pack("<I", crc32(b)))
+                os.rename(p + ".tmp", p)
+            except OSError:
+                return False
+            self._floor = n
+            self._dirty = False
+        return True
+
+    def used_bytes(self):
+        # A closed segment counts whole: its tail is never written again.
+        return (self.segments - (self._af is not None)) * self._sb + self._asize
+
+    # Also closes the active segment when append rotates or fails.
+    def close(self):
+        self.sync()
+        f = self._af
+        self._af = None
+        self._asize = 0
+        self._rfirst = -1
+        if self._rf:
+            self._rf.close()
+        if f:
+            try:
+                f.close()
+            except OSError:
+                pass

@@ -59,6 +59,9 @@ class Link:
             self.next_send = seq + 1
             n = j.read(seq, self.rec)
             if n < 0:
+                # A record lost to flash damage: say so, or the host's
+                # gap-free acks would stop at it for ever.
+                self._write(self.enc.encode(W.EVENT, (seq, 0, 0, W.EV_LOST, 0, 0, 0, 0, "")))
                 continue
             self._write(self.enc.encode_raw(W.EVENT, "I", (seq,), self.rec_mv[:n]))
 

@@ -21,3 +21,9 @@ if not safeboot.skip:
     del _room
     gc.collect()
     app.main(hw)
+    # The app left for the REPL: give mpremote the heap it was using.
+    import sys
+
+    del app, hw
+    sys.modules.clear()
+    gc.collect()

@@ -85,6 +85,7 @@ EV_BOOT = const(9)  # a=reboot reason, b=reset cause (telemetry)
 EV_CONFIG = const(10)  # a=1 applied / 0 refused, ref=config version (telemetry)
 EV_JOURNAL_GAP = const(11)  # b=agent events refused while the journal was full
 EV_WRAP_REQUEST = const(12)  # agent asked for after-call work (agent-requested mode)
+EV_LOST = const(13)  # the journal lost this seq to flash damage; nothing else is known
 
 # How a wrap-up ended (EV_WRAPUP.c).
 HOW_CODE = const(1)  # the agent entered a code

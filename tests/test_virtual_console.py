@@ -37,6 +37,8 @@ def console(tmp_path: Path) -> Iterator[VirtualConsole]:
     vc.start()
     yield vc
     vc.stop()
+    # A console that crashed prints a traceback; no test should cause one.
+    assert not vc.traceback(), vc.traceback()
 
 
 @pytest.fixture

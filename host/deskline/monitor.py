@@ -22,6 +22,7 @@ EVENT_NAMES = {
     codec.EV_CONFIG: "config",
     codec.EV_JOURNAL_GAP: "journal_gap",
     codec.EV_WRAP_REQUEST: "wrap_request",
+    codec.EV_LOST: "lost",
 }
 KEY_LABELS = "0123456789*#E"
 

@@ -339,6 +339,70 @@ def test_segment_rotation_and_deletion():
 
 
 @_fs
+def test_empty_newest_segment_file():
+    # A cut between creating a segment file and flushing its first record
+    # leaves it empty.  It goes at boot, and the segment before it, though
+    # it has room, is not appended to: its end is not where the empty
+    # file's was.
+    buf = bytearray(255)
+    j = Journal(_ROOT, seg_bytes=512, max_segs=8)
+    for s in range(1, 6):
+        j.append(_body(s, 40))
+    j.close()
+    open(_seg_path("00000006.seg"), "wb").close()
+    j = Journal(_ROOT, seg_bytes=512, max_segs=8)
+    assert j.next_seq == 6 and j.segments == 1 and j.torn_records == 0
+    for s in range(6, 9):
+        assert j.append(_body(s, 40)) == s
+    assert _segs() == ["00000001.seg", "00000006.seg"]
+    for s in range(1, 9):
+        _check(j, s, _body(s, 40), buf)
+    j.close()
+
+
+@_fs
+def test_reopen_with_smaller_segments():
+    # Segments written with a larger seg_bytes are indexed in full; reads
+    # walk at most 7 headers from an indexed offset, across every stride.
+    buf = bytearray(255)
+    j = Journal(_ROOT)
+    for s in range(1, 201):  # 51-byte records: 80 to a 4 KB segment
+        assert j.append(_body(s, 40)) == s
+    assert j.segments == 3
+    j.close()
+    j = Journal(_ROOT, seg_bytes=512, max_segs=8)
+    assert j.next_seq == 201 and j.segments == 3 and j.depth() == 200
+    for s in (200, 1, 81, 80, 7, 8, 9, 161, 160, 199):
+        _check(j, s, _body(s, 40), buf)
+    for s in range(1, 201):
+        _check(j, s, _body(s, 40), buf)
+    assert j.append(_body(201, 40)) == 201 and j.segments == 4
+    j.ack(160)
+    assert j.segments == 2 and j.first_unacked() == 161
+    for s in range(161, 202):
+        _check(j, s, _body(s, 40), buf)
+    j.close()
+
+
+@_fs
+def test_ram():
+    # The console runs every firmware module in a 96 KB heap.
+    gc.collect()
+    m0 = gc.mem_alloc()
+    j = Journal(_ROOT)
+    gc.collect()
+    fresh = gc.mem_alloc() - m0
+    n = 0
+    while j.append(_body(n)):  # 35-byte records until the journal is full
+        n += 1
+    gc.collect()
+    full = gc.mem_alloc() - m0
+    print("  %d B new, %d B with %d segments, %d records" % (fresh, full, j.segments, n))
+    assert j.segments == 16 and fresh <= 2048 and full <= 3584, (fresh, full)
+    j.close()
+
+
+@_fs
 def test_full_policy():
     buf = bytearray(255)
     j = Journal(_ROOT, seg_bytes=512, max_segs=4)

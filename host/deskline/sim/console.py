@@ -119,6 +119,7 @@ class VirtualConsole:
         self._threads: list[threading.Thread] = []
         self._mcu_master = self._mcu_slave = self._host_master = self._host_slave = -1
         self.port = ""
+        self.tail = b""
 
     # --- lifecycle ---------------------------------------------------------------
     def install_files(self) -> Path:
@@ -404,6 +405,8 @@ class VirtualConsole:
                 time.sleep(0.01)
                 continue
             free_at = self._pace(len(data), free_at)
+            # The console's recent output, for diagnosis (tracebacks show here).
+            self.tail = (self.tail + data)[-8192:]
             data = self._fault(data)
             with self._cond:
                 fd = self._host_master if self._plugged else -1
@@ -479,6 +482,11 @@ class VirtualConsole:
                     return False
                 self._cond.wait(left)
             return True
+
+    def traceback(self) -> str:
+        """The last traceback the console printed, if any (for diagnosis)."""
+        i = self.tail.rfind(b"Traceback")
+        return self.tail[i:].decode(errors="replace") if i >= 0 else ""
 
     def wait_display(self, text: str, timeout: float = 5.0) -> bool:
         return self.wait_for(lambda s: any(text in line for line in s.display), timeout)
