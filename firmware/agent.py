@@ -1,10 +1,10 @@
 # Agent state machine: READY -> ON_CALL -> WRAP_UP -> READY, wrap-up modes,
 # escalations and help requests.  Pure logic: time and outputs are injected.
-from micropython import const
 from time import ticks_add, ticks_diff
 
 import config as C
 import wire as W
+from micropython import const
 
 READY = const(0)
 ON_CALL = const(1)
@@ -272,7 +272,9 @@ class Agent:
             if e[_E_KIND] == kind:
                 if self.emit(W.EV_ESC_CANCEL, 0, 0, kind, e[_E_ID], ""):
                     self.escalations.pop(i)
-                    self.ui.confirm(("HELP %d cancel" if kind else "ESC %d cancel") % (e[_E_ID] % 10000))
+                    self.ui.confirm(
+                        ("HELP %d cancel" if kind else "ESC %d cancel") % (e[_E_ID] % 10000)
+                    )
                 return True
         return False
 

@@ -1,12 +1,9 @@
 # The console application: wires the board, journal, keys, agent, LEDs,
 # display and host link together as asyncio tasks.
+import asyncio
 import gc
 import sys
-
-import asyncio
-import micropython
-from micropython import const
-from time import ticks_diff, ticks_ms
+from time import ticks_add, ticks_diff, ticks_ms
 
 import agent as A
 import buzzer
@@ -16,7 +13,9 @@ import journal as J
 import keys as K
 import leds as L
 import link
+import micropython
 import wire as W
+from micropython import const
 
 APP_VERSION = "0.1.0"
 CONFIG_PATH = "/data/config.json"
@@ -129,7 +128,7 @@ class App:
 
     def _message(self, msg):
         self.msg = msg
-        self.msg_until = ticks_ms() + _MSG_MS
+        self.msg_until = ticks_add(ticks_ms(), _MSG_MS)
         self.dirty = True
 
     # --- inputs ----------------------------------------------------------------
@@ -206,7 +205,8 @@ class App:
     def apply_config(self, raw):
         # A bad config is refused and the old one kept.
         cfg, err = C.parse(raw)
-        if err:
+        if cfg is None:
+            err = err or "config refused"
             self.emit(W.EV_CONFIG, 0, 0, 0, 0, err[:60])
             return W.E_BAD_CONFIG, err
         C.save(CONFIG_PATH, raw)
@@ -401,8 +401,7 @@ class App:
                 self.scans_seen = self.keys.scans
                 self.board.wdt.feed()
         free = gc.mem_free()
-        if free < self.min_free:
-            self.min_free = free
+        self.min_free = min(self.min_free, free)
 
     async def housekeeping(self):
         while not self.stopping:

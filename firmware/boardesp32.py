@@ -41,8 +41,10 @@ class Board:
 
         def inp(name):
             p = pins[name]
-            pull = Pin.PULL_UP if p.get("pull") == "up" else None
-            pin = Pin(p["gpio"], Pin.IN, pull)
+            if p.get("pull") == "up":
+                pin = Pin(p["gpio"], Pin.IN, Pin.PULL_UP)
+            else:
+                pin = Pin(p["gpio"], Pin.IN)
             active = p.get("active", 0)
             return lambda: 1 if pin.value() == active else 0
 

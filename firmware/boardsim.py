@@ -23,7 +23,7 @@ _HOOK = 13
 class _Hw:
     def __init__(self):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.connect(socket.getaddrinfo("127.0.0.1", int(os.getenv("DESKLINE_HW")))[0][-1])
+        s.connect(socket.getaddrinfo("127.0.0.1", int(os.getenv("DESKLINE_HW") or "0"))[0][-1])
         self.sock = s
         self.level = bytearray(14)
         self.pending = b""
@@ -80,12 +80,13 @@ class _Row:
 
 class _Col:
     # Reads low while a pressed key joins it to a row driven low.
-    def __init__(self, rows, keys):
+    def __init__(self, hw, rows, keys):
+        self.hw = hw
         self.rows = rows
         self.keys = keys  # this column's input index on each row
 
     def value(self):
-        lv = _hw.level
+        lv = self.hw.level
         for i in range(len(self.rows)):
             if self.rows[i].v == 0 and lv[self.keys[i]] == 49:
                 return 0
@@ -148,7 +149,10 @@ class SimBoard:
         nr = len(kp["rows"])
         nc = len(kp["cols"])
         self.rows = [_Row() for _ in range(nr)]
-        self.cols = [_Col(self.rows, [_KEYS.index(keys[r * nc + c]) for r in range(nr)]) for c in range(nc)]
+        self.cols = [
+            _Col(hw, self.rows, [_KEYS.index(keys[r * nc + c]) for r in range(nr)])
+            for c in range(nc)
+        ]
         self.keymap = keys
         panel = _Panel(hw, s["pixels"]["count"], s["oled"]["height"] // 8, s["buzzer"]["freq"])
         self.pixels = self.oled = self.pwm = self.wdt = panel

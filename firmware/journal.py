@@ -169,8 +169,9 @@ class Journal:
             # Keep appending to the newest segment rather than start a file
             # per boot.
             try:
-                self._af = open(self._fmt % first, "a+b")
-                self._asize = size
+                # tail is set only inside the loop, with first and size.
+                self._af = open(self._fmt % first, "a+b")  # pyright: ignore[reportPossiblyUnboundVariable]
+                self._asize = size  # pyright: ignore[reportPossiblyUnboundVariable]
             except OSError:
                 pass
         self.ack(0)
@@ -239,17 +240,17 @@ class Journal:
             else:
                 self.refused_events += 1
             return 0
-        c = ix[2]
+        c = ix[2]  # pyright: ignore[reportPossiblyUnboundVariable]  # set with f
         if not c % _K:
-            ix[_X + c // _K] = self._asize
-        ix[2] = c + 1
+            ix[_X + c // _K] = self._asize  # pyright: ignore[reportPossiblyUnboundVariable]  # set with f
+        ix[2] = c + 1  # pyright: ignore[reportPossiblyUnboundVariable]  # set with f
         self._asize += need
-        self.next_seq = seq + 1
+        self.next_seq = seq + 1  # pyright: ignore[reportPossiblyUnboundVariable]  # set with f
         if rot:
             # Only now: the new segment holds the newest seq, so fully
             # acked older ones can go without persisting next_seq first.
             self.ack(0)
-        return seq
+        return seq  # pyright: ignore[reportPossiblyUnboundVariable]  # set with f
 
     # --- reads for (re)transmission ----------------------------------------
     # Copies the body of `seq` into buf (>= 255 bytes); -1 when acked, lost or
@@ -281,6 +282,7 @@ class Journal:
                     f.close()
                 f = self._rf = open(self._fmt % first, "rb")
                 self._rfirst = first
+        assert f is not None
         h = self._rec
         for _ in range(d % k):
             f.seek(off)
@@ -329,9 +331,10 @@ class Journal:
                 self._dirty = True
                 if not self.sync():
                     break
-            if self._rfirst == first:
+            rf = self._rf
+            if self._rfirst == first and rf is not None:
                 self._rfirst = -1
-                self._rf.close()
+                rf.close()
             try:
                 os.remove(self._fmt % first)
             except OSError:

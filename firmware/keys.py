@@ -36,7 +36,7 @@ _N_INPUTS = const(14)
 
 class Keys:
     # The argument list is board.py's hardware contract (docs/design.md).
-    def __init__(self, escalate, rows, cols, keymap, hook, on_event, long_ms=1500):  # noqa: PLR0917
+    def __init__(self, escalate, rows, cols, keymap, hook, on_event, long_ms=1500):
         assert len(rows) * len(cols) == len(keymap) == _N_MATRIX
         self._escalate = escalate
         self._rows = rows

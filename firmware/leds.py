@@ -93,7 +93,7 @@ class Leds:
         self._start = [0] * _N_PIXELS
         # Colour index each pixel shows now; 255 forces the first write.
         self._shown = bytearray(b"\xff\xff\xff")
-        self._rgb = [None] * _N_COLOURS
+        self._rgb = [(0, 0, 0)] * _N_COLOURS
         self._running = False
         self.set_brightness(brightness)
 

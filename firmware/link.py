@@ -1,12 +1,11 @@
 # The console's session with the host over the REPL UART: frames in and out,
 # the journal's event window with go-back-N retransmission, and counters.
-import select
-
 import asyncio
-from micropython import const
+import select
 from time import ticks_diff, ticks_ms
 
 import wire as W
+from micropython import const
 
 _WINDOW = const(16)  # events in flight before waiting for an ack
 _RETRY_MS = const(1000)  # no ack progress for this long: resend from the oldest
@@ -47,13 +46,15 @@ class Link:
         # Sends journal records inside the window; resends after silence.
         j = self.journal
         first = j.first_unacked()
-        if self.next_send < first:
-            self.next_send = first
+        self.next_send = max(self.next_send, first)
         if self.next_send > first and ticks_diff(now, self.last_progress) > _RETRY_MS:
             self.retransmits += 1
             self.next_send = first
             self.last_progress = now
         end = j.next_seq
+        if self.next_send == first and end > first:
+            # The window was empty: the ack timer starts with this send.
+            self.last_progress = now
         while self.next_send < end and self.next_send - first < _WINDOW:
             seq = self.next_send
             self.next_send = seq + 1

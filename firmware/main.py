@@ -11,7 +11,8 @@ if not safeboot.skip:
     import asyncio
 
     # asyncio loads its parts on first use; load them before our own modules.
-    asyncio.Event, asyncio.StreamReader, asyncio.sleep_ms
+    _parts = (asyncio.Event, asyncio.StreamReader, asyncio.sleep_ms)
+    del _parts
     # Loading modules leaves small holes all over the heap; holding a block
     # meanwhile keeps room in one piece for the app's buffers.
     gc.collect()

@@ -6,7 +6,7 @@
 # receiver after REPL text or line noise; an empty frame is ignored.
 # The full specification is docs/protocol.md.
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType]  # the host's stand-in below is typed looser
 except ImportError:  # CPython (the host)
 
     def const(x):
@@ -48,24 +48,24 @@ XFER_END = const(0x4B)
 # string of up to 255 bytes behind a u8 length; r is the rest of the frame.
 # The host names the fields (host/deskline/wire.py): the console never needs them.
 SCHEMAS = {
-    HELLO: 'BBIIIIHIBBBssss',
-    EVENT: 'IIIBBHHIs',
-    HEARTBEAT: 'IIIBBIHHIHHHHHI',
-    STATUS: 'BBBBBhHIBissss',
-    RESULT: 'HBs',
-    LOG: 'Bs',
-    XFER_ACK: 'HIB',
-    ACK: 'I',
-    KEEPALIVE: 'IH',
-    FLOOR: 'BHBHH',
-    CALL: 'HBss',
-    ESC_STATUS: 'HIBBiss',
-    REBOOT: 'HB',
-    REPL: 'H',
-    HELLO_REQ: '',
-    XFER_BEGIN: 'HHBIss',
-    XFER_DATA: 'HIr',
-    XFER_END: 'HH',
+    HELLO: "BBIIIIHIBBBssss",
+    EVENT: "IIIBBHHIs",
+    HEARTBEAT: "IIIBBIHHIHHHHHI",
+    STATUS: "BBBBBhHIBissss",
+    RESULT: "HBs",
+    LOG: "Bs",
+    XFER_ACK: "HIB",
+    ACK: "I",
+    KEEPALIVE: "IH",
+    FLOOR: "BHBHH",
+    CALL: "HBss",
+    ESC_STATUS: "HIBBiss",
+    REBOOT: "HB",
+    REPL: "H",
+    HELLO_REQ: "",
+    XFER_BEGIN: "HHBIss",
+    XFER_DATA: "HIr",
+    XFER_END: "HH",
 }
 
 

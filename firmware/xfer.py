@@ -2,9 +2,8 @@
 # acking the contiguous offset so the host resends from the first gap.
 import hashlib
 
-from micropython import const
-
 import wire as W
+from micropython import const
 
 _MAX_RAM = const(8192)  # a config fits; larger kinds stream to flash
 

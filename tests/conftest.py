@@ -25,5 +25,6 @@ def micropython_env() -> dict[str, str]:
     env.pop("MICROPYPATH", None)
     return env
 
+
 # tests/firmware holds MicroPython scripts, run by test_firmware_unix.py.
 collect_ignore_glob = ["firmware/*"]

@@ -82,7 +82,7 @@ def test_shipped_board_matches_its_chip(chip: str) -> None:
         ("esp32s3", "row1", 49, "no-such-gpio", "0-21, 26-48"),
         ("sim", "row1", 64, "no-such-gpio", "which sim does not have (it has GPIO 0-63)"),
         ("sim", "row1", -1, "no-such-gpio", "uses GPIO -1"),
-        ("esp32", "pixels", 36, "input-only", 'an input-only pin on esp32 (GPIO 34-39'),
+        ("esp32", "pixels", 36, "input-only", "an input-only pin on esp32 (GPIO 34-39"),
         ("esp32", "sda", 39, "input-only", 'but its dir is "io"'),
         ("esp32", "hook", 34, "no-internal-pull", 'with pull "up", but GPIO 34-39 on esp32'),
         ("esp32", "row3", 1, "uart0", "UART0 U0TXD on esp32 (the REPL UART"),
@@ -434,4 +434,3 @@ def test_any_gpio_outside_the_chip_in_a_shipped_board(chip: str, name: str, gpio
         hit = only(findings, "no-such-gpio")
         assert (hit.level, hit.pin, hit.gpio) == ("error", name, gpio)
         assert f'pin "{name}" uses GPIO {gpio}' in hit.message
-

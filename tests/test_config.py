@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from deskline.firmware import cfgcheck as config
 from hypothesis import given
 from hypothesis import strategies as st
-
-from deskline.firmware import cfgcheck as config
 
 GOOD: dict[str, Any] = {
     "version": 3,
@@ -65,16 +64,27 @@ def test_bad_configs_name_the_field(bad: Any, message: str) -> None:
     assert err is not None and message in err
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=50),
-                    lambda c: st.lists(c, max_size=5) | st.dictionaries(st.text(max_size=10), c, max_size=5),
-                    max_leaves=30))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=50),
+        lambda c: st.lists(c, max_size=5) | st.dictionaries(st.text(max_size=10), c, max_size=5),
+        max_leaves=30,
+    )
+)
 def test_validate_never_raises(obj: object) -> None:
     result = config.validate(obj)
     assert result is None or isinstance(result, str)
 
 
-@given(st.dictionaries(st.sampled_from(sorted(GOOD)), st.integers(-5, 200) | st.text(max_size=45)
-                       | st.booleans() | st.lists(st.integers(0, 120), max_size=3)))
+@given(
+    st.dictionaries(
+        st.sampled_from(sorted(GOOD)),
+        st.integers(-5, 200)
+        | st.text(max_size=45)
+        | st.booleans()
+        | st.lists(st.integers(0, 120), max_size=3),
+    )
+)
 def test_mutations_never_raise(changes: dict[str, Any]) -> None:
     result = config.validate(with_(**changes))
     assert result is None or isinstance(result, str)

@@ -6,7 +6,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import HEAP, MICROPYTHON, REPO, micropython_env
 
 MODULES = sorted(p.stem for p in (REPO / "tests" / "firmware").glob("test_*.py"))

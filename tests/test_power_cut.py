@@ -68,5 +68,7 @@ def test_presses_survive_random_power_cuts(tmp_path: Path) -> None:
         elif certain:
             raise AssertionError(f"press of {key} lost: pressed {pressed}, got {got}")
     assert i == len(got), f"extra presses arrived: {got[i:]}"
-    print(f"{len(pressed)} presses, {cuts} power cuts, {len(got)} delivered, "
-          f"{host.duplicates} retransmissions deduplicated")
+    print(
+        f"{len(pressed)} presses, {cuts} power cuts, {len(got)} delivered, "
+        f"{host.duplicates} retransmissions deduplicated"
+    )

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from deskline.sim.console import PWRON_RESET, VirtualConsole
 from deskline.wire import codec
 from testhost import TestHost
@@ -57,7 +56,9 @@ def test_boot_says_hello_and_logs_the_boot(console: VirtualConsole, host: TestHo
     assert console.wait_display("READY")
 
 
-def test_presses_reach_the_host_in_order_and_are_acked(console: VirtualConsole, host: TestHost) -> None:
+def test_presses_reach_the_host_in_order_and_are_acked(
+    console: VirtualConsole, host: TestHost
+) -> None:
     host.wait_frame("hello")
     for key in "123*#":
         console.press(key)
@@ -95,14 +96,16 @@ def test_call_wrap_up_and_code_on_the_desk(console: VirtualConsole, host: TestHo
     assert console.snapshot()["beeps"] >= 1
 
 
-def test_bad_config_is_refused_and_the_old_one_kept(console: VirtualConsole, host: TestHost) -> None:
+def test_bad_config_is_refused_and_the_old_one_kept(
+    console: VirtualConsole, host: TestHost
+) -> None:
     host.wait_frame("hello")
     assert host.push_config(CONFIG)["status"] == codec.OK
     bad = dict(CONFIG, version=8, codes=[[100, "Too big", False]])
     result = host.push_config(bad, xfer_id=2)
     assert result["status"] == codec.E_BAD_CONFIG
     assert "code must be 1..99" in result["text"]
-    corrupt = host.push_config(b"{\"version\": 9", xfer_id=3)
+    corrupt = host.push_config(b'{"version": 9', xfer_id=3)
     assert corrupt["status"] == codec.E_BAD_CONFIG
     # The old config still rules, and it survives a power cut.
     console.power_cut()
@@ -120,12 +123,26 @@ def test_escalation_lifecycle_shows_on_the_desk(console: VirtualConsole, host: T
     raise_ev = host.wait_frame("event", lambda m: m["kind"] == codec.EV_ESC_RAISE)
     assert raise_ev["a"] == 1 and raise_ev["text"] == "1700000000.42"
     esc_id = raise_ev["seq"]
-    res = host.command(codec.ESC_STATUS, esc_id=esc_id, kind=0, status=codec.ESC_ACKED,
-                       deadline_s=600, ticket="INC0042", hotline="")
+    res = host.command(
+        codec.ESC_STATUS,
+        esc_id=esc_id,
+        kind=0,
+        status=codec.ESC_ACKED,
+        deadline_s=600,
+        ticket="INC0042",
+        hotline="",
+    )
     assert res["status"] == codec.OK
     assert console.wait_display("ACK 9:5")
-    host.command(codec.ESC_STATUS, esc_id=esc_id, kind=0, status=codec.ESC_BREACHED,
-                 deadline_s=-1, ticket="INC0042", hotline="")
+    host.command(
+        codec.ESC_STATUS,
+        esc_id=esc_id,
+        kind=0,
+        status=codec.ESC_BREACHED,
+        deadline_s=-1,
+        ticket="INC0042",
+        hotline="",
+    )
     assert console.wait_display("BRCH")
     status = host.wait_frame("status", lambda m: m["esc_status"] == codec.ESC_BREACHED)
     assert status["esc_id"] == esc_id
@@ -138,8 +155,14 @@ def test_escalation_lifecycle_shows_on_the_desk(console: VirtualConsole, host: T
 def test_floor_light_goes_stale_without_keepalive(console: VirtualConsole, host: TestHost) -> None:
     host.wait_frame("hello")
     assert host.push_config(CONFIG)["status"] == codec.OK
-    host.link.send(codec.FLOOR, band=codec.BAND_GREEN, sl_permille=850, target_pct=80,
-                   waiting=0, longest_wait=0)
+    host.link.send(
+        codec.FLOOR,
+        band=codec.BAND_GREEN,
+        sl_permille=850,
+        target_pct=80,
+        waiting=0,
+        longest_wait=0,
+    )
     assert console.wait_display("SL 85%")
     assert console.wait_for(lambda s: s.leds[0][1] > 0 and s.leds[0][0] == 0)  # green
     host.close()  # the host goes quiet
@@ -171,9 +194,17 @@ def test_repl_command_hands_the_port_to_mpremote(console: VirtualConsole, host: 
     host.close()
     time.sleep(0.5)
     out = subprocess.run(
-        [MPREMOTE, "connect", str(console.port_link), "resume", "exec",
-         "import os; print(sorted(os.listdir('/')))"],
-        capture_output=True, text=True, timeout=30,
+        [
+            MPREMOTE,
+            "connect",
+            str(console.port_link),
+            "resume",
+            "exec",
+            "import os; print(sorted(os.listdir('/')))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert out.returncode == 0, out.stderr
     assert "board.json" in out.stdout and "data" in out.stdout
@@ -185,7 +216,9 @@ def test_safe_boot_with_escalate_held(console: VirtualConsole) -> None:
     time.sleep(1.0)
     out = subprocess.run(
         [MPREMOTE, "connect", str(console.port_link), "resume", "exec", "print(1 + 1)"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     console.up("ESC")
     assert out.returncode == 0 and out.stdout.strip() == "2", out.stderr

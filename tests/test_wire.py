@@ -6,11 +6,10 @@ import json
 from binascii import crc32
 from typing import Any
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from conftest import REPO
 from deskline.wire import NAMES, Message, StreamDecoder, codec, decode, encode, frame
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 VECTORS = json.loads((REPO / "tests" / "vectors" / "wire.json").read_text())
 
@@ -56,7 +55,9 @@ def test_named_encode_and_decode() -> None:
     frame = encode(codec.CALL, cmd_id=1, op=codec.CALL_START, call_id="17.1", queue="q")
     (body,) = StreamDecoder().feed(frame)
     msg = decode(body)
-    assert msg == Message(codec.CALL, "call", {"cmd_id": 1, "op": 1, "call_id": "17.1", "queue": "q"})
+    assert msg == Message(
+        codec.CALL, "call", {"cmd_id": 1, "op": 1, "call_id": "17.1", "queue": "q"}
+    )
 
 
 @settings(max_examples=300)
@@ -77,8 +78,16 @@ _U16 = st.integers(0, 0xFFFF)
 _I16 = st.integers(-0x8000, 0x7FFF)
 _U32 = st.integers(0, 0xFFFFFFFF)
 _I32 = st.integers(-0x80000000, 0x7FFFFFFF)
-_FIELD = {"B": _U8, "b": _I8, "H": _U16, "h": _I16, "I": _U32, "i": _I32,
-          "s": st.binary(max_size=255), "r": st.binary(max_size=600)}
+_FIELD = {
+    "B": _U8,
+    "b": _I8,
+    "H": _U16,
+    "h": _I16,
+    "I": _U32,
+    "i": _I32,
+    "s": st.binary(max_size=255),
+    "r": st.binary(max_size=600),
+}
 
 
 @st.composite

@@ -83,7 +83,10 @@ class TestHost:
         return None
 
     def wait_frame(
-        self, name: str, pred: Callable[[Message], bool] | None = None, timeout: float = 10.0,
+        self,
+        name: str,
+        pred: Callable[[Message], bool] | None = None,
+        timeout: float = 10.0,
         after: int = 0,
     ) -> Message:
         found: list[Message] = []
@@ -107,21 +110,30 @@ class TestHost:
         with self._cond:
             return [self.events[s] for s in sorted(self.events) if self.events[s]["kind"] == kind]
 
-    def push_config(self, cfg: dict[str, Any] | bytes, xfer_id: int = 1, chunk: int = 200) -> Message:
+    def push_config(
+        self, cfg: dict[str, Any] | bytes, xfer_id: int = 1, chunk: int = 200
+    ) -> Message:
         """Sends a config by XFER and returns the console's RESULT for the end."""
         raw = cfg if isinstance(cfg, bytes) else json.dumps(cfg).encode()
         cmd = self.link.next_cmd()
         mark = len(self.frames)
-        self.link.send(codec.XFER_BEGIN, cmd_id=cmd, xfer_id=xfer_id, kind=codec.XFER_CONFIG,
-                       size=len(raw), sha256=hashlib.sha256(raw).digest(), name="config.json")
+        self.link.send(
+            codec.XFER_BEGIN,
+            cmd_id=cmd,
+            xfer_id=xfer_id,
+            kind=codec.XFER_CONFIG,
+            size=len(raw),
+            sha256=hashlib.sha256(raw).digest(),
+            name="config.json",
+        )
         begin = self.wait_frame("result", lambda m: m["cmd_id"] == cmd, after=mark)
         if begin["status"] != codec.OK:
             return begin
         for off in range(0, len(raw), chunk):
             mark = len(self.frames)
-            self.link.send(codec.XFER_DATA, xfer_id=xfer_id, offset=off, data=raw[off : off + chunk])
-            self.wait_frame("xfer_ack", lambda m: m["offset"] >= off + len(raw[off : off + chunk]),
-                            after=mark)
+            end = min(off + chunk, len(raw))
+            self.link.send(codec.XFER_DATA, xfer_id=xfer_id, offset=off, data=raw[off:end])
+            self.wait_frame("xfer_ack", lambda m, end=end: m["offset"] >= end, after=mark)
         cmd = self.link.next_cmd()
         mark = len(self.frames)
         self.link.send(codec.XFER_END, cmd_id=cmd, xfer_id=xfer_id)

@@ -231,7 +231,9 @@ def _check_pin_electrics(report: _Report, pin: _Pin, role: str | None) -> None:
         )
     if pin.pull is not None and pin.dir == "out":
         report.warning(
-            "pull-on-output", f'{where} is an output; its pull "{pin.pull}" has no effect', name,
+            "pull-on-output",
+            f'{where} is an output; its pull "{pin.pull}" has no effect',
+            name,
             gpio,
         )
     if pin.dir == "out":
@@ -294,7 +296,7 @@ def _check_chip_rules(report: _Report, pin: _Pin, chip: Chip, usb: object) -> No
         if pin.dir in ("out", "io"):
             report.error(
                 "input-only",
-                f'{lead}, an input-only pin on {chip.name} (GPIO {span} cannot drive), '
+                f"{lead}, an input-only pin on {chip.name} (GPIO {span} cannot drive), "
                 f'but its dir is "{pin.dir}"; choose another GPIO',
                 name,
                 gpio,
@@ -413,7 +415,8 @@ def _check_parts(report: _Report, data: Mapping[object, object]) -> None:
             order = pixels.get("order")
             if "order" in pixels and order not in _PIXEL_ORDERS:
                 report.error(
-                    "pixels", f'"pixels.order" must be one of {", ".join(_PIXEL_ORDERS)}, '
+                    "pixels",
+                    f'"pixels.order" must be one of {", ".join(_PIXEL_ORDERS)}, '
                     f"not {order!r} (WS2812B is GRB)",
                 )
     oled = data.get("oled")
@@ -534,7 +537,10 @@ def check_file(path: Path) -> list[Finding]:
     except json.JSONDecodeError as exc:
         return [
             Finding(
-                "error", None, None, "json",
+                "error",
+                None,
+                None,
+                "json",
                 f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
             )
         ]
@@ -542,7 +548,10 @@ def check_file(path: Path) -> list[Finding]:
         return [Finding("error", None, None, "json", f"invalid JSON: {exc}")]
     found = [
         Finding(
-            "error", None, None, "duplicate-key",
+            "error",
+            None,
+            None,
+            "duplicate-key",
             f"key {json.dumps(key)} appears twice in one object; only the last would be used",
         )
         for key in duplicates
@@ -563,9 +572,7 @@ def format_findings(path: str, findings: list[Finding]) -> str:
     lines = [f"{f.level}: {path}: {f.message} [{f.rule}]" for f in findings]
     errors, warnings = _count(findings, "error"), _count(findings, "warning")
     verdict = "ok" if errors == 0 else "FAILED"
-    lines.append(
-        f"{path}: {verdict}, {_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
-    )
+    lines.append(f"{path}: {verdict}, {_plural(errors, 'error')}, {_plural(warnings, 'warning')}")
     return "\n".join(lines)
 
 

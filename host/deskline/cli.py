@@ -85,14 +85,15 @@ def do_sim_panel(args: argparse.Namespace) -> int:
 def do_monitor(args: argparse.Namespace) -> int:
     from deskline.monitor import monitor
 
-    return monitor(args.port, baud=args.baud, as_json=args.json, ack=not args.no_ack,
-                   seconds=args.seconds)
+    return monitor(
+        args.port, baud=args.baud, as_json=args.json, ack=not args.no_ack, seconds=args.seconds
+    )
 
 
 def do_demo(args: argparse.Namespace) -> int:
     from deskline.demo import run_demo
 
-    return run_demo(seconds=args.seconds)
+    return run_demo(consoles=args.consoles, seconds=args.seconds)
 
 
 def _wait_for_interrupt() -> None:
@@ -141,8 +142,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     sp = sim.add_parser("panel", help="press keys / lift the handset on a virtual console")
     sp.add_argument("--socket", required=True)
     sp.add_argument(
-        "op", choices=["state", "press", "down", "up", "hook", "power_cut", "reset",
-                       "unplug", "replug"]
+        "op",
+        choices=["state", "press", "down", "up", "hook", "power_cut", "reset", "unplug", "replug"],
     )
     sp.add_argument("key", nargs="?")
     sp.add_argument("--json", action="store_true")
@@ -158,6 +159,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
 
     de = sub.add_parser("demo", help="a virtual console acting out calls, monitored live")
     de.add_argument("--seconds", type=float, default=0.0, help="stop after this long")
+    de.add_argument("--consoles", type=int, default=4, help="how many virtual consoles")
     handlers["demo"] = do_demo
     return p, handlers
 

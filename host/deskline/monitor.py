@@ -25,6 +25,13 @@ EVENT_NAMES = {
     codec.EV_LOST: "lost",
 }
 KEY_LABELS = "0123456789*#E"
+HOW = {
+    codec.HOW_CODE: "entered",
+    codec.HOW_TIMEOUT: "timeout, fallback",
+    codec.HOW_SKIPPED: "skipped",
+    codec.HOW_FORCED: "forced timeout",
+    codec.HOW_INTERRUPTED: "interrupted by a call",
+}
 
 
 def describe(msg: Message) -> str:
@@ -33,9 +40,21 @@ def describe(msg: Message) -> str:
     if msg.name == "event":
         kind = EVENT_NAMES.get(f["kind"], f"kind{f['kind']}")
         extra = ""
-        if f["kind"] == codec.EV_PRESS:
+        k = f["kind"]
+        if k == codec.EV_PRESS:
             key = f["a"]
             extra = f" key={KEY_LABELS[key] if key < len(KEY_LABELS) else key}"
+        elif k == codec.EV_WRAPUP:
+            how = HOW.get(f["c"], str(f["c"]))
+            extra = f" code={f['a']} acw={f['b']}s ({how}) call=#{f['ref']}"
+        elif k == codec.EV_CALL_START:
+            src = "handset" if f["a"] == 1 else "host"
+            extra = f" from {src}" + (f" acd={f['text']}" if f["text"] else "")
+        elif k == codec.EV_CALL_END:
+            extra = f" talk={f['b']}s call=#{f['ref']}"
+        elif k == codec.EV_ESC_RAISE:
+            what = "supervisor help" if f["c"] else "escalation"
+            extra = f" {what} severity={f['a']} call=#{f['ref']}"
         else:
             extra = f" a={f['a']} b={f['b']} c={f['c']} ref={f['ref']}"
             if f["text"]:
@@ -58,8 +77,9 @@ def describe(msg: Message) -> str:
     return f"{msg.name} {f}"
 
 
-def monitor(port: str, baud: int = 115200, as_json: bool = False, ack: bool = True,
-            seconds: float = 0.0) -> int:
+def monitor(
+    port: str, baud: int = 115200, as_json: bool = False, ack: bool = True, seconds: float = 0.0
+) -> int:
     end = time.monotonic() + seconds if seconds else None
     with ConsoleLink(port, baud) as link:
         link.send(codec.HELLO_REQ)
@@ -75,7 +95,9 @@ def monitor(port: str, baud: int = 115200, as_json: bool = False, ack: bool = Tr
             if msg is None:
                 continue
             if as_json:
-                fields = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in msg.fields.items()}
+                fields = {
+                    k: (v.hex() if isinstance(v, bytes) else v) for k, v in msg.fields.items()
+                }
                 print(json.dumps({"type": msg.name, **fields}), flush=True)
             else:
                 print(time.strftime("%H:%M:%S"), describe(msg), flush=True)

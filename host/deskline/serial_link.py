@@ -6,6 +6,7 @@ technician's command (`deskline monitor`) or a test needs.
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import threading
 import time
@@ -14,7 +15,7 @@ from collections.abc import Callable
 import serial
 
 from deskline.errors import DesklineError
-from deskline.wire import Message, StreamDecoder, WireError, decode, encode
+from deskline.wire import Message, StreamDecoder, WireError, codec, decode, encode
 
 
 def open_port(port: str, baud: int = 115200) -> serial.Serial:
@@ -109,6 +110,34 @@ class ConsoleLink:
                 return msg
             if keep is not None:
                 keep.append(msg)
+
+    def command(self, mtype: int, timeout: float = 5.0, **fields: object) -> Message:
+        """Sends a command with a fresh cmd_id and returns the console's RESULT."""
+        cmd = self.next_cmd()
+        self.send(mtype, cmd_id=cmd, **fields)
+        return self.expect("result", timeout, lambda m: m["cmd_id"] == cmd)
+
+    def push_config(self, raw: bytes, xfer_id: int = 1, chunk: int = 512) -> Message:
+        """Sends an account config (JSON bytes); returns the console's RESULT."""
+        begin = self.command(
+            codec.XFER_BEGIN,
+            xfer_id=xfer_id,
+            kind=codec.XFER_CONFIG,
+            size=len(raw),
+            sha256=hashlib.sha256(raw).digest(),
+            name="config.json",
+        )
+        if begin["status"] != codec.OK:
+            return begin
+        off = 0
+        while off < len(raw):
+            end = min(off + chunk, len(raw))
+            self.send(codec.XFER_DATA, xfer_id=xfer_id, offset=off, data=raw[off:end])
+            ack = self.expect("xfer_ack", 5.0, lambda m: m["xfer_id"] == xfer_id)
+            if ack["status"] != codec.OK:
+                raise DesklineError(f"config transfer refused at byte {off}")
+            off = ack["offset"]  # the console's contiguous offset: resend from there
+        return self.command(codec.XFER_END, xfer_id=xfer_id)
 
     def close(self) -> None:
         self._stop = True

@@ -13,24 +13,44 @@ _BINARY = {"sha256", "data"}
 # Field names per message type, in the order of the shared codec's SCHEMAS
 # (a test holds the two in step).  The console never needs the names.
 _FIELDS: dict[int, tuple[str, str]] = {
-    _w.HELLO: ('hello', 'proto flags boot_count uptime_ms next_seq first_unacked journal_depth config_version reset_cause reboot_reason app_slot device_id board fw_version app_version'),
-    _w.EVENT: ('event', 'seq uptime_ms epoch kind a b c ref text'),
-    _w.HEARTBEAT: ('heartbeat', 'uptime_ms free_heap min_free_heap reset_cause reboot_reason rx_frames rx_errors rx_dropped tx_frames retransmits journal_depth dropped_telemetry refused_events torn_records boot_count'),
-    _w.STATUS: ('status', 'state top led_floor led_personal led_escalation acw_left typed esc_id esc_status esc_left line0 line1 line2 line3'),
-    _w.RESULT: ('result', 'cmd_id status text'),
-    _w.LOG: ('log', 'level text'),
-    _w.XFER_ACK: ('xfer_ack', 'xfer_id offset status'),
-    _w.ACK: ('ack', 'seq'),
-    _w.KEEPALIVE: ('keepalive', 'epoch ms'),
-    _w.FLOOR: ('floor', 'band sl_permille target_pct waiting longest_wait'),
-    _w.CALL: ('call', 'cmd_id op call_id queue'),
-    _w.ESC_STATUS: ('esc_status', 'cmd_id esc_id kind status deadline_s ticket hotline'),
-    _w.REBOOT: ('reboot', 'cmd_id mode'),
-    _w.REPL: ('repl', 'cmd_id'),
-    _w.HELLO_REQ: ('hello_req', ''),
-    _w.XFER_BEGIN: ('xfer_begin', 'cmd_id xfer_id kind size sha256 name'),
-    _w.XFER_DATA: ('xfer_data', 'xfer_id offset data'),
-    _w.XFER_END: ('xfer_end', 'cmd_id xfer_id'),
+    _w.HELLO: (
+        "hello",
+        (
+            "proto flags boot_count uptime_ms next_seq first_unacked journal_depth "
+            "config_version reset_cause reboot_reason app_slot device_id board "
+            "fw_version app_version"
+        ),
+    ),
+    _w.EVENT: ("event", "seq uptime_ms epoch kind a b c ref text"),
+    _w.HEARTBEAT: (
+        "heartbeat",
+        (
+            "uptime_ms free_heap min_free_heap reset_cause reboot_reason rx_frames "
+            "rx_errors rx_dropped tx_frames retransmits journal_depth "
+            "dropped_telemetry refused_events torn_records boot_count"
+        ),
+    ),
+    _w.STATUS: (
+        "status",
+        (
+            "state top led_floor led_personal led_escalation acw_left typed esc_id "
+            "esc_status esc_left line0 line1 line2 line3"
+        ),
+    ),
+    _w.RESULT: ("result", "cmd_id status text"),
+    _w.LOG: ("log", "level text"),
+    _w.XFER_ACK: ("xfer_ack", "xfer_id offset status"),
+    _w.ACK: ("ack", "seq"),
+    _w.KEEPALIVE: ("keepalive", "epoch ms"),
+    _w.FLOOR: ("floor", "band sl_permille target_pct waiting longest_wait"),
+    _w.CALL: ("call", "cmd_id op call_id queue"),
+    _w.ESC_STATUS: ("esc_status", "cmd_id esc_id kind status deadline_s ticket hotline"),
+    _w.REBOOT: ("reboot", "cmd_id mode"),
+    _w.REPL: ("repl", "cmd_id"),
+    _w.HELLO_REQ: ("hello_req", ""),
+    _w.XFER_BEGIN: ("xfer_begin", "cmd_id xfer_id kind size sha256 name"),
+    _w.XFER_DATA: ("xfer_data", "xfer_id offset data"),
+    _w.XFER_END: ("xfer_end", "cmd_id xfer_id"),
 }
 NAMES: dict[int, tuple[str, list[str]]] = {
     code: (name, fields.split()) for code, (name, fields) in _FIELDS.items()
@@ -86,9 +106,8 @@ def decode(body: bytes) -> Message:
     name, names = NAMES[mtype]
     fields: dict[str, Any] = {}
     for key, value in zip(names, values, strict=True):
-        if isinstance(value, bytes) and key not in _BINARY:
-            value = value.decode("utf-8", "replace")
-        fields[key] = value
+        text = isinstance(value, bytes) and key not in _BINARY
+        fields[key] = value.decode("utf-8", "replace") if text else value
     return Message(mtype, name, fields)
 
 

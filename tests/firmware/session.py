@@ -252,8 +252,7 @@ def run(presses, seed=1, press_ms=40, gap_ms=60):
                     # Live data only: what a collection cannot free.
                     gc.collect()
                     used = gc.mem_alloc()
-                    if used > peak:
-                        peak = used
+                    peak = max(peak, used)
 
     def press(code):
         nonlocal done

@@ -1,4 +1,5 @@
 # Smoke test of the firmware test runner itself.
 def test_runner_imports_firmware_path():
     import sys
+
     assert "firmware" in sys.path

@@ -153,7 +153,12 @@ class VirtualConsole:
         # heap would leave holes before the app even loads.
         for script in ("unixboot", "unixinstall"):
             subprocess.run(
-                [MPY_CROSS, "-o", str(self.workdir / f"{script}.mpy"), str(SIM_DIR / f"{script}.py")],
+                [
+                    MPY_CROSS,
+                    "-o",
+                    str(self.workdir / f"{script}.mpy"),
+                    str(SIM_DIR / f"{script}.py"),
+                ],
                 check=True,
             )
         self._mcu_master, self._mcu_slave = pty.openpty()
@@ -165,7 +170,9 @@ class VirtualConsole:
         self._hw_server.listen(4)
         self._hw_port = self._hw_server.getsockname()[1]
         for target in (self._hw_accept, self._watch, self._pump_up, self._pump_down):
-            t = threading.Thread(target=target, daemon=True, name=f"{self.device_id}:{target.__name__}")
+            t = threading.Thread(
+                target=target, daemon=True, name=f"{self.device_id}:{target.__name__}"
+            )
             t.start()
             self._threads.append(t)
         self._spawn()
@@ -201,7 +208,11 @@ class VirtualConsole:
             self._next_cause = SOFT_RESET
             self.proc = subprocess.Popen(
                 [
-                    MICROPYTHON, "-X", f"heapsize={self.heap}", "-i", "-c",
+                    MICROPYTHON,
+                    "-X",
+                    f"heapsize={self.heap}",
+                    "-i",
+                    "-c",
                     f"import sys; sys.path.insert(0, {str(self.workdir)!r}); import unixboot",
                 ],
                 stdin=self._mcu_slave,
@@ -370,15 +381,14 @@ class VirtualConsole:
             return data
         out = bytearray()
         rng = self._rng
-        for b in data:
+        for byte in data:
             r = rng.random()
             if r < f.drop:
                 continue
-            if r < f.drop + f.corrupt:
-                b ^= 1 << rng.randrange(8)
-            out.append(b)
+            sent = byte ^ (1 << rng.randrange(8)) if r < f.drop + f.corrupt else byte
+            out.append(sent)
             if rng.random() < f.duplicate:
-                out.append(b)
+                out.append(sent)
         return bytes(out)
 
     def _pace(self, n: int, free_at: float) -> float:
