@@ -291,9 +291,12 @@ class App:
                 personal = L.JOURNAL_FULL
         if ticks_diff(self.msg_until, now) > 0:
             l1 = self.msg
-        elif ag.typed >= 0:
+        elif ag.typed >= 0 and st == A.WRAP_UP:
             label = self.cfg.label(ag.typed)
             l1 = "%d %s" % (ag.typed, label if label else "?")
+        elif ag.typed >= 0:
+            # Outside wrap-up a digit is the severity of the next ESCALATE.
+            l1 = "Sev %d then ESC" % ag.typed
         elif st == A.WRAP_UP:
             l1 = "Code then #"
         else:

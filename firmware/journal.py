@@ -98,6 +98,7 @@ class Journal:
         last = 0  # newest good seq so far: seqs must increase
         empty = []
         tail = False  # the newest file ends with a good record, room after it
+        first = size = 0
         for first in names:
             offs = array("H")
             bad = gap = False
@@ -169,9 +170,8 @@ class Journal:
             # Keep appending to the newest segment rather than start a file
             # per boot.
             try:
-                # tail is set only inside the loop, with first and size.
-                self._af = open(self._fmt % first, "a+b")  # pyright: ignore[reportPossiblyUnboundVariable]
-                self._asize = size  # pyright: ignore[reportPossiblyUnboundVariable]
+                self._af = open(self._fmt % first, "a+b")
+                self._asize = size
             except OSError:
                 pass
         self.ack(0)
@@ -233,24 +233,24 @@ class Journal:
                 # Typically ENOSPC.  Stop appending to this file; a partial
                 # record at its tail is found and counted at recovery.
                 self.close()
-                f = None
-        if f is None:
-            if telemetry:
-                self.dropped_telemetry += 1
             else:
-                self.refused_events += 1
-            return 0
-        c = ix[2]  # pyright: ignore[reportPossiblyUnboundVariable]  # set with f
-        if not c % _K:
-            ix[_X + c // _K] = self._asize  # pyright: ignore[reportPossiblyUnboundVariable]  # set with f
-        ix[2] = c + 1  # pyright: ignore[reportPossiblyUnboundVariable]  # set with f
-        self._asize += need
-        self.next_seq = seq + 1  # pyright: ignore[reportPossiblyUnboundVariable]  # set with f
-        if rot:
-            # Only now: the new segment holds the newest seq, so fully
-            # acked older ones can go without persisting next_seq first.
-            self.ack(0)
-        return seq  # pyright: ignore[reportPossiblyUnboundVariable]  # set with f
+                ix = segs[-1]
+                c = ix[2]
+                if not c % _K:
+                    ix[_X + c // _K] = self._asize
+                ix[2] = c + 1
+                self._asize += need
+                self.next_seq = seq + 1
+                if rot:
+                    # Only now: the new segment holds the newest seq, so fully
+                    # acked older ones can go without persisting next_seq first.
+                    self.ack(0)
+                return seq
+        if telemetry:
+            self.dropped_telemetry += 1
+        else:
+            self.refused_events += 1
+        return 0
 
     # --- reads for (re)transmission ----------------------------------------
     # Copies the body of `seq` into buf (>= 255 bytes); -1 when acked, lost or
@@ -276,13 +276,12 @@ class Journal:
         if f is None or ix is not segs[-1]:
             # A second handle on the active file would not see its appends.
             f = self._rf
-            if self._rfirst != first:
+            if f is None or self._rfirst != first:
                 self._rfirst = -1
                 if f:
                     f.close()
                 f = self._rf = open(self._fmt % first, "rb")
                 self._rfirst = first
-        assert f is not None
         h = self._rec
         for _ in range(d % k):
             f.seek(off)

@@ -94,7 +94,7 @@ def _host(vc: VirtualConsole, stop: threading.Event, lock: threading.Lock) -> No
                         kind=0,
                         status=codec.ESC_ACKED,
                         deadline_s=7200,
-                        ticket="INC%05d" % msg["seq"],
+                        ticket=f"INC{msg['seq']:05d}",
                         hotline="",
                     )
             if msg.name in ("event", "hello") and (

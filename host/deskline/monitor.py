@@ -104,7 +104,7 @@ def monitor(
             if not ack:
                 continue
             if msg.name == "hello":
-                acked = msg["first_unacked"] - 1
+                acked = max(acked or 0, msg["first_unacked"] - 1)
             elif msg.name == "event" and (acked is None or msg["seq"] <= acked + 1):
                 # Cumulative: only a gap-free run may be acknowledged.
                 acked = max(acked or 0, msg["seq"])
