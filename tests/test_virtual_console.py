@@ -222,3 +222,39 @@ def test_safe_boot_with_escalate_held(console: VirtualConsole) -> None:
     )
     console.up("ESC")
     assert out.returncode == 0 and out.stdout.strip() == "2", out.stderr
+
+
+def test_watchdog_resets_a_hung_console(console: VirtualConsole, host: TestHost) -> None:
+    import os
+    import signal
+
+    host.wait_frame("hello")
+    assert console.proc is not None
+    os.kill(console.proc.pid, signal.SIGSTOP)  # the app hangs: nothing feeds the watchdog
+    mark = len(host.frames)
+    hello = host.wait_frame("hello", after=mark, timeout=20)
+    assert hello["reset_cause"] == 3 and hello["reboot_reason"] == 0x82  # WDT_RESET, watchdog
+
+
+def test_line_noise_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    from deskline.sim.console import Faults
+
+    vc = VirtualConsole(
+        tmp_path / "noisy",
+        device_id="desk-noisy",
+        faults=Faults(drop=0.003, corrupt=0.003, duplicate=0.003, seed=11),
+    )
+    vc.start()
+    host = TestHost(str(vc.port_link))
+    try:
+        assert vc.wait_display("READY", 15)
+        keys = "1234567890" * 3
+        for key in keys:
+            vc.press(key)
+        assert host.wait(lambda: len(host.events_of(codec.EV_PRESS)) == len(keys), 60)
+        got = "".join(str(m["a"]) for m in host.events_of(codec.EV_PRESS))
+        assert got == keys
+        assert sorted(host.events) == list(range(1, len(host.events) + 1))
+    finally:
+        host.close()
+        vc.stop()
