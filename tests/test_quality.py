@@ -10,7 +10,16 @@ import pytest
 from conftest import MICROPYTHON, REPO
 
 BIN = Path(MICROPYTHON).parent
-FIRMWARE = sorted(p for p in (REPO / "firmware").glob("*.py") if p.name != "__init__.py")
+FIRMWARE = sorted(
+    p for p in (REPO / "firmware").glob("*.py") if p.name not in ("__init__.py", "manifest.py")
+)
+
+
+def test_manifest_freezes_every_app_module() -> None:
+    text = (REPO / "firmware" / "manifest.py").read_text()
+    for src in FIRMWARE:
+        if src.name not in ("boot.py", "main.py", "boardsim.py"):
+            assert f'"{src.stem}"' in text, src.name
 
 
 @pytest.mark.parametrize("src", FIRMWARE, ids=lambda p: p.name)

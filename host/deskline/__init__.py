@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
 # Host-side only: lets the host import the codec; never sent to a console.
-_NOT_DEPLOYED = {"__init__.py"}
+_NOT_DEPLOYED = {"__init__.py", "manifest.py"}
 
 
 def firmware_files(root: Path | None = None) -> list[Path]:

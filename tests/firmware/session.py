@@ -293,6 +293,7 @@ def run(presses, seed=1, press_ms=40, gap_ms=60):
         "out_of_order": host.out_of_order,
         "frames": host.frames,
         "peak_heap": peak,  # live GC heap, sampled each simulated second: modules, app, harness
+        "peak_app_data": peak - base,  # beyond the loaded modules: what frozen firmware would use
         "app_objects": gc.mem_alloc() - base,
         "heap_total": gc.mem_alloc() + gc.mem_free(),
         "simulated_s": CLOCK.now // 1000,
