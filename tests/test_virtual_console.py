@@ -180,7 +180,7 @@ def test_reboot_command_records_its_reason(console: VirtualConsole, host: TestHo
     host.wait_frame("hello")
     mark = len(host.frames)
     assert host.command(codec.REBOOT, mode=0)["status"] == codec.OK
-    hello = host.wait_frame("hello", after=mark, timeout=15)
+    hello = host.wait_frame("hello", lambda m: m["boot_count"] >= 2, after=mark, timeout=15)
     assert hello["reboot_reason"] == 0x02 and hello["boot_count"] == 2
 
 
@@ -232,7 +232,7 @@ def test_watchdog_resets_a_hung_console(console: VirtualConsole, host: TestHost)
     assert console.proc is not None
     os.kill(console.proc.pid, signal.SIGSTOP)  # the app hangs: nothing feeds the watchdog
     mark = len(host.frames)
-    hello = host.wait_frame("hello", after=mark, timeout=20)
+    hello = host.wait_frame("hello", lambda m: m["boot_count"] >= 2, after=mark, timeout=20)
     assert hello["reset_cause"] == 3 and hello["reboot_reason"] == 0x82  # WDT_RESET, watchdog
 
 
