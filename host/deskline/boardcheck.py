@@ -399,50 +399,41 @@ def _int_field(
 
 def _check_parts(report: _Report, data: Mapping[object, object]) -> None:
     # The pixels, oled and buzzer sections.
-    pixels = data.get("pixels")
-    if "pixels" in data:
-        if not isinstance(pixels, dict):
-            report.error("schema", f'"pixels" must be an object, not {_type_name(pixels)}')
-        else:
-            _check_keys(report, '"pixels"', pixels, ("count", "order"))
-            count = pixels.get("count")
-            if "count" in pixels and _as_int(count) != _PIXEL_COUNT:
-                report.error(
-                    "pixels",
-                    f'"pixels.count" must be {_PIXEL_COUNT} (floor SL, personal state, '
-                    f"escalation), not {count!r}",
-                )
-            order = pixels.get("order")
-            if "order" in pixels and order not in _PIXEL_ORDERS:
-                report.error(
-                    "pixels",
-                    f'"pixels.order" must be one of {", ".join(_PIXEL_ORDERS)}, '
-                    f"not {order!r} (WS2812B is GRB)",
-                )
-    oled = data.get("oled")
-    if "oled" in data:
-        if not isinstance(oled, dict):
-            report.error("schema", f'"oled" must be an object, not {_type_name(oled)}')
-        else:
-            _check_keys(report, '"oled"', oled, _OLED_KEYS)
-            width = _int_field(report, "oled", oled, "width", (1, 1024))
-            height = _int_field(report, "oled", oled, "height", (1, 1024))
-            _int_field(report, "oled", oled, "addr", (0x08, 0x77))
-            _int_field(report, "oled", oled, "i2c", (0, 1))
-            _int_field(report, "oled", oled, "freq", (10_000, 1_000_000))
-            if width is not None and height is not None and (width, height) != _OLED_SIZE:
-                report.warning(
-                    "oled-size",
-                    f"the OLED is {width}x{height}; the firmware lays out 4 text lines "
-                    f"for {_OLED_SIZE[0]}x{_OLED_SIZE[1]}",
-                )
-    buzzer = data.get("buzzer")
-    if "buzzer" in data:
-        if not isinstance(buzzer, dict):
-            report.error("schema", f'"buzzer" must be an object, not {_type_name(buzzer)}')
-        else:
-            _check_keys(report, '"buzzer"', buzzer, ("freq",))
-            _int_field(report, "buzzer", buzzer, "freq", (20, 20_000))
+    pixels = _section(report, data, "pixels")
+    if pixels is not None:
+        _check_keys(report, '"pixels"', pixels, ("count", "order"))
+        count = pixels.get("count")
+        if "count" in pixels and _as_int(count) != _PIXEL_COUNT:
+            report.error(
+                "pixels",
+                f'"pixels.count" must be {_PIXEL_COUNT} (floor SL, personal state, '
+                f"escalation), not {count!r}",
+            )
+        order = pixels.get("order")
+        if "order" in pixels and order not in _PIXEL_ORDERS:
+            report.error(
+                "pixels",
+                f'"pixels.order" must be one of {", ".join(_PIXEL_ORDERS)}, '
+                f"not {order!r} (WS2812B is GRB)",
+            )
+    oled = _section(report, data, "oled")
+    if oled is not None:
+        _check_keys(report, '"oled"', oled, _OLED_KEYS)
+        width = _int_field(report, "oled", oled, "width", (1, 1024))
+        height = _int_field(report, "oled", oled, "height", (1, 1024))
+        _int_field(report, "oled", oled, "addr", (0x08, 0x77))
+        _int_field(report, "oled", oled, "i2c", (0, 1))
+        _int_field(report, "oled", oled, "freq", (10_000, 1_000_000))
+        if width is not None and height is not None and (width, height) != _OLED_SIZE:
+            report.warning(
+                "oled-size",
+                f"the OLED is {width}x{height}; the firmware lays out 4 text lines "
+                f"for {_OLED_SIZE[0]}x{_OLED_SIZE[1]}",
+            )
+    buzzer = _section(report, data, "buzzer")
+    if buzzer is not None:
+        _check_keys(report, '"buzzer"', buzzer, ("freq",))
+        _int_field(report, "buzzer", buzzer, "freq", (20, 20_000))
 
 
 def check_board(data: object) -> list[Finding]:
@@ -586,3 +577,16 @@ def findings_json(path: str, findings: list[Finding]) -> dict[str, object]:
         "warnings": _count(findings, "warning"),
         "findings": [asdict(f) for f in findings],
     }
+
+
+def _section(
+    report: _Report, data: Mapping[object, object], key: str
+) -> dict[object, object] | None:
+    """data[key] when it is an object; None (with an error if present) otherwise."""
+    value = data.get(key)
+    if key not in data:
+        return None
+    if not isinstance(value, dict):
+        report.error("schema", f'"{key}" must be an object, not {_type_name(value)}')
+        return None
+    return value
