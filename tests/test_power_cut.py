@@ -32,15 +32,15 @@ def test_presses_survive_random_power_cuts(tmp_path: Path) -> None:
         for _ in range(8):
             for _ in range(rng.randint(3, 8)):
                 key = rng.randrange(10)
-                vc.press(DIGITS[key], ms=60, gap_ms=30)
+                vc.press(DIGITS[key], ms=80, gap_ms=80)
                 pressed.append((key, True))
             # Cut the power somewhere inside the next press.
             key = rng.randrange(10)
-            delay = rng.uniform(0.0, 0.09)
+            delay = rng.uniform(0.0, 0.16)
             timer = threading.Timer(delay, vc.power_cut)
             boots = vc.boots
             timer.start()
-            vc.press(DIGITS[key], ms=60, gap_ms=30)
+            vc.press(DIGITS[key], ms=80, gap_ms=80)
             timer.join()
             pressed.append((key, False))
             cuts += 1

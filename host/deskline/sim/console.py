@@ -458,7 +458,7 @@ class VirtualConsole:
     def up(self, key: str) -> None:
         self._set_level(_input(key), 0)
 
-    def press(self, key: str, ms: int = 60, gap_ms: int = 40) -> None:
+    def press(self, key: str, ms: int = 60, gap_ms: int = 60) -> None:
         """Presses and releases a key, then leaves a gap, blocking meanwhile."""
         self.down(key)
         time.sleep(ms / 1000)
