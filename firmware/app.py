@@ -203,8 +203,17 @@ class App:
         self.link.send(W.RESULT, (cmd_id, status, text))
 
     def apply_config(self, raw):
-        # A bad config is refused and the old one kept.
-        cfg, err = C.parse(raw)
+        # A bad config is refused and the old one kept.  So is one that
+        # does not fit the heap right now: the host may send it again.
+        try:
+            cfg, err = C.parse(raw)
+        except MemoryError:
+            gc.collect()
+            try:
+                cfg, err = C.parse(raw)
+            except MemoryError:
+                self.emit(W.EV_CONFIG, 0, 0, 0, 0, "out of memory")
+                return W.E_NO_SPACE, "console out of memory: config kept, send it again"
         if cfg is None:
             err = err or "config refused"
             self.emit(W.EV_CONFIG, 0, 0, 0, 0, err[:60])

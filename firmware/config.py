@@ -1,5 +1,6 @@
 # Account configuration on flash: load, save, apply.
 # Validation lives in cfgcheck.py, loaded only while a config is parsed.
+import gc
 import json
 import sys
 
@@ -53,12 +54,13 @@ def parse(raw):
         obj = json.loads(raw)
     except ValueError:
         return None, "config is not valid JSON"
-    import cfgcheck
-
+    gc.collect()  # the validator's code wants room in few pieces
     try:
+        import cfgcheck
+
         err = cfgcheck.validate(obj)
     finally:
-        del sys.modules["cfgcheck"]
+        sys.modules.pop("cfgcheck", None)
     if err:
         return None, err
     return Config(obj), None

@@ -60,7 +60,16 @@ def _host(vc: VirtualConsole, stop: threading.Event, lock: threading.Lock) -> No
     with ConsoleLink(str(vc.port_link)) as link:
         link.send(codec.HELLO_REQ)
         link.expect("hello", 15)
-        link.push_config(json.dumps(CONFIG).encode())
+        for _attempt in range(3):
+            try:
+                if link.push_config(json.dumps(CONFIG).encode())["status"] == codec.OK:
+                    break
+            except TimeoutError:
+                pass
+            time.sleep(1.0)
+        else:
+            with lock:
+                print(f"{vc.device_id}: the console did not take its config", flush=True)
         acked = 0
         next_tick = 0.0
         band = codec.BAND_GREEN
@@ -140,5 +149,8 @@ def run_demo(consoles: int = 4, seconds: float = 0.0) -> int:
         t.join(timeout=3)
     for vc in fleet:
         vc.stop()
+        crash = vc.traceback()
+        if crash:
+            print(f"{vc.device_id} crashed during the demo:\n{crash}")
     print("demo stopped; flash images kept in", workdir)
     return 0
