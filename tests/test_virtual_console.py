@@ -108,8 +108,11 @@ def test_bad_config_is_refused_and_the_old_one_kept(
     corrupt = host.push_config(b'{"version": 9', xfer_id=3)
     assert corrupt["status"] == codec.E_BAD_CONFIG
     # The old config still rules, and it survives a power cut.
+    mark = len(host.frames)
     console.power_cut()
-    host.wait_frame("hello", lambda m: m["config_version"] == 7, after=len(host.frames))
+    host.wait_frame(
+        "hello", lambda m: m["config_version"] == 7 and m["reset_cause"] == 1, after=mark
+    )
 
 
 def test_escalation_lifecycle_shows_on_the_desk(console: VirtualConsole, host: TestHost) -> None:
