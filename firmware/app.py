@@ -303,8 +303,8 @@ class App:
         elif ag.typed >= 0 and st == A.WRAP_UP:
             label = self.cfg.label(ag.typed)
             l1 = "%d %s" % (ag.typed, label if label else "?")
-        elif ag.typed >= 0:
-            # Outside wrap-up a digit is the severity of the next ESCALATE.
+        elif ag.typed >= 0 and st == A.ON_CALL:
+            # On a call a digit is the severity of the next ESCALATE.
             l1 = "Sev %d then ESC" % ag.typed
         elif st == A.WRAP_UP:
             l1 = "Code then #"

@@ -157,7 +157,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     mo.add_argument("--json", action="store_true", help="one JSON object per frame")
     handlers["monitor"] = do_monitor
 
-    de = sub.add_parser("demo", help="a virtual console acting out calls, monitored live")
+    de = sub.add_parser("demo", help="virtual consoles acting out a shift, monitored live")
     de.add_argument("--seconds", type=float, default=0.0, help="stop after this long")
     de.add_argument("--consoles", type=int, default=4, help="how many virtual consoles")
     handlers["demo"] = do_demo
