@@ -271,6 +271,11 @@ class VirtualConsole:
             self._hw_server.close()
         except OSError:
             pass
+        # The line pumps see _stopping within one select timeout; let them
+        # go before their descriptors close under them.
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(timeout=1.0)
         for fd in (self._mcu_master, self._mcu_slave, self._host_master, self._host_slave):
             if fd >= 0:
                 try:
@@ -449,7 +454,11 @@ class VirtualConsole:
             free_at = self._pace(len(data), free_at)
             data = self._fault(data)
             if data:
-                os.write(self._mcu_master, data)
+                try:
+                    os.write(self._mcu_master, data)
+                except OSError:
+                    if self._stopping:
+                        return
 
     # --- the panel: what a test or a person does at the desk --------------------------
     def down(self, key: str) -> None:
