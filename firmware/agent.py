@@ -29,7 +29,6 @@ _MAX_ESC = const(4)
 # An escalation entry: [id, kind, severity, status, deadline ticks or None, ticket].
 _E_ID = const(0)
 _E_KIND = const(1)
-_E_SEV = const(2)
 _E_STATUS = const(3)
 _E_DEADLINE = const(4)
 _E_TICKET = const(5)

@@ -5,7 +5,6 @@ MODES = ("optional", "mandatory", "mandatory_timeout", "forced_timeout", "agent_
 
 MAX_LABEL = 39  # bytes, as Cisco Finesse wrap-up reasons
 MAX_ACW_S = 7200
-MAX_BYTES = 8192
 
 DEFAULT = {
     "version": 0,

@@ -41,7 +41,6 @@ HARD_RESET = 2
 WDT_RESET = 3
 SOFT_RESET = 5
 
-KEY_NAMES = "0123456789*#"
 
 
 @dataclass
@@ -74,7 +73,7 @@ INPUTS = "123456789*0#EH"
 def _input(key: str) -> int:
     if key.upper() in ("ESC", "ESCALATE", "E"):
         return INPUTS.index("E")
-    if key in KEY_NAMES:
+    if len(key) == 1 and key in INPUTS[:12]:
         return INPUTS.index(key)
     raise ValueError(f"unknown key {key!r}: use 0-9, *, # or ESC")
 
