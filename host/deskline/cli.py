@@ -93,7 +93,177 @@ def do_monitor(args: argparse.Namespace) -> int:
 def do_demo(args: argparse.Namespace) -> int:
     from deskline.demo import run_demo
 
-    return run_demo(consoles=args.consoles, seconds=args.seconds)
+    return run_demo(
+        consoles=args.consoles,
+        seconds=args.seconds,
+        workdir=Path(args.dir) if args.dir else None,
+        seed=args.seed,
+        view=not args.no_view,
+    )
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    import os
+
+    if getattr(args, "state", None):
+        return Path(args.state)
+    env = os.environ.get("DESKLINE_STATE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "deskline"
+
+
+def _control(args: argparse.Namespace) -> Path:
+    import os
+
+    if getattr(args, "control", None):
+        return Path(args.control)
+    if os.environ.get("DESKLINE_CONTROL"):
+        return Path(os.environ["DESKLINE_CONTROL"])
+    return _state_dir(args) / "deskline.sock"
+
+
+def do_daemon(args: argparse.Namespace) -> int:
+    from deskline.daemon import DaemonOptions, run_daemon, setup_logging
+
+    state = _state_dir(args)
+    state.mkdir(parents=True, exist_ok=True)
+    setup_logging(as_json=args.log_json)
+    opts = DaemonOptions(
+        db=Path(args.db) if args.db else state / "deskline.db",
+        control=_control(args),
+        floor=Path(args.floor) if args.floor else None,
+        ports=args.port or [],
+        globs=args.glob or [],
+        usb=not args.no_usb,
+        baud=args.baud,
+    )
+    return run_daemon(opts)
+
+
+def _ask(args: argparse.Namespace, req: dict[str, object]) -> dict[str, object]:
+    from deskline import control
+
+    reply = control.request(_control(args), req)
+    if getattr(args, "json", False):
+        print(json.dumps(reply, indent=2, default=str))
+    elif not reply.get("ok"):
+        print(f"deskline: {reply.get('error') or reply.get('text') or reply}", file=sys.stderr)
+    return reply
+
+
+def do_devices(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from deskline.statusview import devices_table
+
+    reply = _ask(args, {"op": "devices"})
+    if reply.get("ok") and not args.json:
+        Console().print(devices_table(reply))
+    return 0 if reply.get("ok") else 1
+
+
+def do_status(args: argparse.Namespace) -> int:
+    from deskline.statusview import watch
+
+    if args.json:
+        return 0 if _ask(args, {"op": "status"}).get("ok") else 1
+    try:
+        return watch(_control(args), interval=args.interval, once=args.once)
+    except KeyboardInterrupt:
+        return 0
+
+
+def do_console(args: argparse.Namespace) -> int:
+    req: dict[str, object] = {"op": args.action}
+    target = args.target
+    req["port" if target.startswith("/") else "device"] = target
+    if args.action == "call":
+        req.update(action=args.call_op, call_id=args.call_id or "", queue=args.queue or "")
+    elif args.action == "escalation":
+        req.update(esc_id=args.esc_id, status=args.status, ticket=args.ticket or "")
+        if args.deadline_s is not None:
+            req["deadline_s"] = args.deadline_s
+    reply = _ask(args, req)
+    if reply.get("ok") and not args.json:
+        print(
+            reply.get("hint") or f"{args.action}: ok ({reply.get('device') or reply.get('port')})"
+        )
+    return 0 if reply.get("ok") else 1
+
+
+def do_floor_light(args: argparse.Namespace) -> int:
+    reply = _ask(
+        args,
+        {
+            "op": "floor",
+            "account": args.account,
+            "band": args.band,
+            "sl_permille": round(args.sl * 10),
+            "target_pct": args.target,
+            "waiting": args.waiting,
+            "longest_wait": args.longest_wait,
+        },
+    )
+    if reply.get("ok") and not args.json:
+        print(f"floor light {args.band} sent to {reply['consoles']} consoles")
+    return 0 if reply.get("ok") else 1
+
+
+def do_floor_check(args: argparse.Namespace) -> int:
+    from deskline.floorconfig import FloorConfigError, load_floor
+
+    try:
+        floor = load_floor(Path(args.file))
+    except FloorConfigError as e:
+        if args.json:
+            print(
+                json.dumps({"ok": False, "file": args.file, "problems": list(e.problems)}, indent=2)
+            )
+        else:
+            for problem in e.problems:
+                print(problem)
+        return 1
+    summary = {
+        "ok": True,
+        "file": args.file,
+        "floor": floor.name,
+        "accounts": len(floor.accounts),
+        "queues": len(floor.queues),
+        "agents": len(floor.agents),
+        "desks": len(floor.desks),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"{args.file}: ok — {floor.name}: {len(floor.desks)} desks, "
+            f"{len(floor.accounts)} accounts, {len(floor.queues)} queues, "
+            f"{len(floor.agents)} agents"
+        )
+    return 0
+
+
+def do_sim_floor(args: argparse.Namespace) -> int:
+    from deskline.floorconfig import load_floor
+    from deskline.sim.console import Faults
+    from deskline.sim.floor import run_sim_floor
+
+    floor = load_floor(Path(args.floor)) if args.floor else None
+    faults = Faults(drop=args.drop, corrupt=args.corrupt, duplicate=args.dup, seed=args.seed)
+    code: int = run_sim_floor(
+        Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="deskline-floor-")),
+        floor=floor,
+        consoles=args.consoles if args.consoles else (0 if floor else 4),
+        seed=args.seed,
+        baud=args.baud,
+        faults=faults if faults.any() else None,
+        queue_log=Path(args.queue_log) if args.queue_log else None,
+        speed=args.speed,
+        seconds=args.seconds,
+    )
+    return code
 
 
 def _wait_for_interrupt() -> None:
@@ -149,6 +319,20 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     sp.add_argument("--json", action="store_true")
     handlers["sim panel"] = do_sim_panel
 
+    sf = sim.add_parser("floor", help="N virtual consoles acting out a seeded shift")
+    sf.add_argument("--dir", help="work directory (default: a new temp dir)")
+    sf.add_argument("--floor", help="floor config (TOML): start a console per desk")
+    sf.add_argument("--consoles", type=int, default=0, help="how many (without --floor: 4)")
+    sf.add_argument("--seed", type=int, default=0)
+    sf.add_argument("--baud", type=int, default=115200, help="line rate, 0 = unpaced")
+    sf.add_argument("--drop", type=float, default=0.0, help="per-byte drop probability")
+    sf.add_argument("--corrupt", type=float, default=0.0, help="per-byte bit-flip probability")
+    sf.add_argument("--dup", type=float, default=0.0, help="per-byte duplicate probability")
+    sf.add_argument("--queue-log", help="where the ACD's queue_log goes (default <dir>/queue_log)")
+    sf.add_argument("--speed", type=float, default=1.0, help="shift tempo multiplier")
+    sf.add_argument("--seconds", type=float, default=0.0, help="stop after this long")
+    handlers["sim floor"] = do_sim_floor
+
     mo = sub.add_parser("monitor", help="decode a console's frames live (and ack its events)")
     mo.add_argument("port")
     mo.add_argument("--baud", type=int, default=115200)
@@ -157,9 +341,95 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     mo.add_argument("--json", action="store_true", help="one JSON object per frame")
     handlers["monitor"] = do_monitor
 
+    def control_opts(q: argparse.ArgumentParser) -> None:
+        q.add_argument(
+            "--state", help="state directory (default $DESKLINE_STATE or ~/.local/state/deskline)"
+        )
+        q.add_argument(
+            "--control", help="the daemon's control socket (default <state>/deskline.sock)"
+        )
+        q.add_argument("--json", action="store_true")
+
+    dm = sub.add_parser("daemon", help="serve the consoles: store, floor config, commands")
+    dm.add_argument(
+        "--state", help="state directory (default $DESKLINE_STATE or ~/.local/state/deskline)"
+    )
+    dm.add_argument("--db", help="SQLite database (default <state>/deskline.db)")
+    dm.add_argument("--control", help="control socket (default <state>/deskline.sock)")
+    dm.add_argument("--floor", help="floor configuration (TOML); reloaded when it changes")
+    dm.add_argument("--port", action="append", help="a console's serial port (repeatable)")
+    dm.add_argument(
+        "--glob", action="append", help="ports by glob, e.g. '/dev/ttyUSB*' (repeatable)"
+    )
+    dm.add_argument("--no-usb", action="store_true", help="do not look for consoles by USB VID/PID")
+    dm.add_argument("--baud", type=int, default=115200)
+    dm.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    handlers["daemon"] = do_daemon
+
+    floor = sub.add_parser("floor", help="floor configuration files").add_subparsers(
+        dest="floor_cmd", required=True
+    )
+    fc = floor.add_parser("check", help="check a floor configuration (TOML)")
+    fc.add_argument("file")
+    fc.add_argument("--json", action="store_true")
+    handlers["floor check"] = do_floor_check
+
+    dv = sub.add_parser(
+        "devices", help="consoles: port, firmware, heartbeat, heap, resets, journal"
+    )
+    control_opts(dv)
+    handlers["devices"] = do_devices
+
+    st = sub.add_parser("status", help="the live floor in the terminal")
+    control_opts(st)
+    st.add_argument("--interval", type=float, default=0.5)
+    st.add_argument("--once", action="store_true", help="print once and exit")
+    handlers["status"] = do_status
+
+    co = sub.add_parser("console", help="commands to one console through the daemon")
+    co.add_argument(
+        "action",
+        choices=["reboot", "repl", "release", "attach", "call", "escalation"],
+        help="repl/release hand the port to another tool; attach takes it back",
+    )
+    co.add_argument("target", help="device id, or a port path")
+    co.add_argument("--call-op", choices=["start", "end"], default="start")
+    co.add_argument("--call-id")
+    co.add_argument("--queue")
+    co.add_argument("--esc-id", type=int)
+    co.add_argument(
+        "--status",
+        choices=[
+            "raised",
+            "delivered",
+            "acknowledged",
+            "resolved",
+            "breached",
+            "cancelled",
+            "failed",
+        ],
+    )
+    co.add_argument("--ticket")
+    co.add_argument("--deadline-s", type=int)
+    control_opts(co)
+    handlers["console"] = do_console
+
+    fl = sub.add_parser("floor-light", help="set an account's floor service-level light")
+    fl.add_argument("--account", required=True, help="account key in the floor config")
+    fl.add_argument("--band", choices=["unknown", "green", "amber", "red"], required=True)
+    fl.add_argument("--sl", type=float, default=0.0, help="service level, percent")
+    fl.add_argument("--target", type=int, default=80)
+    fl.add_argument("--waiting", type=int, default=0)
+    fl.add_argument("--longest-wait", type=int, default=0)
+    control_opts(fl)
+    handlers["floor-light"] = do_floor_light
+
     de = sub.add_parser("demo", help="virtual consoles acting out a shift, monitored live")
     de.add_argument("--seconds", type=float, default=0.0, help="stop after this long")
-    de.add_argument("--consoles", type=int, default=4, help="how many virtual consoles")
+    de.add_argument("--consoles", type=int, default=24, help="how many virtual consoles")
+    de.add_argument("--dir", help="work directory (default: a new temp dir)")
+    de.add_argument("--seed", type=int, default=1, help="the shift's random seed")
+    de.add_argument("--no-view", action="store_true", help="do not show the live floor here")
     handlers["demo"] = do_demo
     return p, handlers
 
@@ -168,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     parser, handlers = _parser()
     args = parser.parse_args(argv)
     key = args.cmd
-    for sub in ("board_cmd", "sim_cmd"):
+    for sub in ("board_cmd", "sim_cmd", "floor_cmd"):
         if getattr(args, sub, None):
             key += " " + getattr(args, sub)
     try:
@@ -178,3 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
