@@ -26,6 +26,7 @@ _SYNC_MS = const(1000)
 _FEED_MS = const(500)
 _STATUS_MIN_MS = const(100)
 _MSG_MS = const(2500)
+_SAVED_MS = const(1000)  # how long the personal light shows SAVED
 _NO_DEADLINE = const(0x7FFFFFFF)
 # bootinfo reasons, kept here so bootinfo.py need not stay loaded.
 _HOST_REBOOT = const(0x02)
@@ -84,6 +85,10 @@ class App:
         self.msg = ""
         self.msg_until = 0
         self.refused_seen = 0
+        # The seq of the agent's last outcome (wrap-up or escalation) until
+        # the host's ack covers it (0: none owed); then when SAVED began.
+        self.outcome = 0
+        self.saved_at = None  # None while SAVED is not shown
         self.min_free = gc.mem_free()
         self.dirty = True
         self.last_status = None
@@ -108,6 +113,8 @@ class App:
         seq = self.journal.append(self.body_mv[:n], tele)
         if not seq and not tele:
             self.refuse("JOURNAL FULL")
+        elif seq and (kind == W.EV_WRAPUP or kind == W.EV_ESC_RAISE):
+            self.outcome = seq
         self.dirty = True
         self.link.pump_events(now)
         return seq
@@ -142,9 +149,27 @@ class App:
             self.agent.key(kind, key, held_ms, now)
         self.dirty = True
 
+    def _saved(self, now, acked):
+        # True when the host's ack (acked: the highest seq it stored) just
+        # covered the agent's last outcome.
+        o = self.outcome
+        if o and self.link.lost == o:
+            self.outcome = 0  # sent as LOST: the host never stored it
+        elif o and acked >= o:
+            self.outcome = 0
+            self.saved_at = now
+            self._message("Saved")
+            return True
+        return False
+
     def on_frame(self, mtype, f):
         now = ticks_ms()
-        if mtype == W.KEEPALIVE:
+        if mtype == W.ACK:
+            # The agent sees "Saved" as soon as the store has the code.
+            if self._saved(now, f[0]):
+                self.dirty = False
+                self.send_status(now, self.compose(now))
+        elif mtype == W.KEEPALIVE:
             if f[0]:
                 self.epoch = f[0]
                 self.epoch_at = now - f[1]
@@ -298,6 +323,8 @@ class App:
                 self.emit(W.EV_JOURNAL_GAP, 0, min(gap, 0xFFFF), 0, 0, "")
             else:
                 personal = L.JOURNAL_FULL
+        if self.saved_at is not None:
+            personal = L.higher(personal, L.SAVED)  # JOURNAL_FULL still wins
         if ticks_diff(self.msg_until, now) > 0:
             l1 = self.msg
         elif ag.typed >= 0 and st == A.WRAP_UP:
@@ -354,7 +381,12 @@ class App:
         lines = self.display.lines
         snap = self.leds.snapshot()
         key = (ag.state, snap[0], snap[1], snap[2], lines[0], lines[1], lines[2], lines[3])
-        if key == self.last_status or ticks_diff(now, self.status_at) < _STATUS_MIN_MS:
+        if key == self.last_status:
+            return
+        if ticks_diff(now, self.status_at) < _STATUS_MIN_MS:
+            # Too soon: compose again next pass, so the host's mirror gets
+            # a short-lived state (SAVED) within 100 ms, not at the next second.
+            self.dirty = True
             return
         self.last_status = key
         self.status_at = now
@@ -392,6 +424,10 @@ class App:
         # watchdog.  Separate from the task so a test can drive the clock.
         self.agent.tick(now)
         self.link.pump_events(now)
+        self._saved(now, self.journal.first_unacked() - 1)
+        if self.saved_at is not None and ticks_diff(now, self.saved_at) >= _SAVED_MS:
+            self.saved_at = None
+            self.dirty = True
         sec = now // 1000
         online = self.link.online(now, self.cfg.keepalive_ms)
         if self.dirty or sec != self.last_sec or online != self.last_online:

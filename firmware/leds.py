@@ -25,6 +25,10 @@ PENDING = const(11)
 ACKED = const(12)
 BREACHED = const(13)
 HELP = const(14)
+# Pixel 1 again, for ~1 s: the host's ack covered the agent's last wrap-up
+# code or escalation, so it is in the host's store.  Numbered after the
+# others so ids 0-14 keep their meaning.
+SAVED = const(15)
 
 _N_PIXELS = const(3)
 _P_FLOOR = const(0)
@@ -47,6 +51,7 @@ _MASKS = (
     0xA800,  # 6 TRIPLE: three 125 ms flashes, then dark
     0x8000,  # 7 WINK: one 125 ms flash every 2 s
     0x8888,  # 8 TICK: a 125 ms flash every 500 ms, only for STALE
+    0xA000,  # 9 PAIR: two quick 125 ms flashes, then dark (SAVED, shown once)
 )
 
 # Colours at full scale, 3 bytes each.  Every colour's channels sum to at
@@ -64,11 +69,11 @@ _RGB = (
 _N_COLOURS = const(7)
 
 # Per state id: colour index, pattern index, priority rank (higher wins).
-_COLOUR = b"\x01\x02\x03\x04\x05\x02\x05\x03\x03\x06\x00\x03\x02\x04\x01"
-_PATTERN = b"\x07\x01\x02\x05\x08\x07\x01\x03\x04\x06\x00\x05\x02\x04\x03"
-# offline > journal full > breached > pending > help > acked > wrap overdue
-# > wrap due > floor light > on call / ready > no escalation.
-_RANK = b"\x02\x02\x02\x02\x0a\x01\x01\x03\x04\x09\x00\x07\x05\x08\x06"
+_COLOUR = b"\x01\x02\x03\x04\x05\x02\x05\x03\x03\x06\x00\x03\x02\x04\x01\x02"
+_PATTERN = b"\x07\x01\x02\x05\x08\x07\x01\x03\x04\x06\x00\x05\x02\x04\x03\x09"
+# offline > journal full > breached > pending > help > acked > saved
+# > wrap overdue > wrap due > floor light > on call / ready > no escalation.
+_RANK = b"\x02\x02\x02\x02\x0b\x01\x01\x03\x04\x0a\x00\x08\x06\x09\x07\x05"
 
 
 # The full-scale colour and the pattern bitmask of a state (docs, tests, host).
@@ -119,7 +124,7 @@ class Leds:
         self._set(_P_FLOOR, STALE if flag else self._band)
 
     def personal(self, state):
-        assert READY <= state <= JOURNAL_FULL
+        assert READY <= state <= JOURNAL_FULL or state == SAVED
         self._set(_P_PERSONAL, state)
 
     def escalation(self, state):

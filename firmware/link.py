@@ -12,7 +12,8 @@ _RETRY_MS = const(1000)  # no ack progress for this long: resend from the oldest
 
 
 class Link:
-    # on_frame(mtype, fields) handles every good host frame but ACK.
+    # on_frame(mtype, fields) handles every good host frame; an ACK only
+    # when it moved the journal on.
     def __init__(self, stream_in, stream_out, journal, on_frame, enc, dec):
         self.sin = stream_in
         self.sout = stream_out
@@ -32,6 +33,7 @@ class Link:
         self.tx_frames = 0
         self.retransmits = 0
         self.bad_frames = 0  # good CRC but unknown version/type/schema
+        self.lost = 0  # the newest seq sent as EV_LOST (its record was damaged)
         self.running = True
 
     # --- transmit ------------------------------------------------------------
@@ -62,6 +64,7 @@ class Link:
             if n < 0:
                 # A record lost to flash damage: say so, or the host's
                 # gap-free acks would stop at it for ever.
+                self.lost = seq
                 self._write(self.enc.encode(W.EVENT, (seq, 0, 0, W.EV_LOST, 0, 0, 0, 0, "")))
                 continue
             self._write(self.enc.encode_raw(W.EVENT, "I", (seq,), self.rec_mv[:n]))
@@ -104,6 +107,9 @@ class Link:
         if mtype == W.ACK:
             seq = fields[0]
             if seq >= self.journal.first_unacked():
+                # Progress can confirm the agent's last code: the app shows
+                # it now, before the journal's own bookkeeping on flash.
+                self.on_frame(mtype, fields)
                 self.journal.ack(seq)
                 self.last_progress = self.last_rx
         else:

@@ -7,6 +7,7 @@ looks from the aisle; offline desks say so in words as well as colour.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ LED = {
     12: ("esc acked", "cyan"),
     13: ("esc BREACHED", "bold red"),
     14: ("help", "magenta"),
+    15: ("saved", "green"),
 }
 STATES = {0: "READY", 1: "ON CALL", 2: "WRAP-UP"}
 
@@ -164,13 +166,18 @@ def devices_table(reply: dict[str, Any]) -> Table:
     return table
 
 
+def console() -> Console:
+    """A terminal's own width; a pipe or a log gets room for every column."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
 def watch(socket_path: Path, interval: float = 0.5, once: bool = False) -> int:
     """The live terminal floor view, until Ctrl-C."""
-    console = Console()
+    out = console()
     if once:
-        console.print(status_table(control.request(socket_path, {"op": "status"})))
+        out.print(status_table(control.request(socket_path, {"op": "status"})))
         return 0
-    with Live(console=console, auto_refresh=False, screen=False) as live:
+    with Live(console=out, auto_refresh=False, screen=False) as live:
         while True:
             try:
                 view: Any = status_table(control.request(socket_path, {"op": "status"}))

@@ -7,7 +7,7 @@ import leds as L
 import micropython
 
 FLOOR = (L.FLOOR_UNKNOWN, L.FLOOR_GREEN, L.FLOOR_AMBER, L.FLOOR_RED, L.STALE)
-PERSONAL = (L.READY, L.ON_CALL, L.WRAP_DUE, L.WRAP_OVERDUE, L.JOURNAL_FULL)
+PERSONAL = (L.READY, L.ON_CALL, L.WRAP_DUE, L.WRAP_OVERDUE, L.JOURNAL_FULL, L.SAVED)
 ESCALATION = (L.NONE, L.PENDING, L.ACKED, L.BREACHED, L.HELP)
 ALL = FLOOR + PERSONAL + ESCALATION
 GREEN = L.look(L.FLOOR_GREEN)[0]
@@ -35,7 +35,9 @@ def lit(mask, slot):
 
 
 def test_state_ids_unique_and_contiguous():
-    assert sorted(ALL) == list(range(15))
+    assert sorted(ALL) == list(range(16))
+    # The ids the host and the docs know keep their numbers; SAVED came last.
+    assert (L.STALE, L.READY, L.JOURNAL_FULL, L.NONE, L.HELP, L.SAVED) == (4, 5, 9, 10, 14, 15)
 
 
 def test_each_state_has_its_own_look():
@@ -64,7 +66,7 @@ def test_documented_pattern_promises():
     assert sorted(fast) == sorted([L.WRAP_OVERDUE, L.BREACHED])
     # Green is for good news only.
     green = [s for s in ALL if L.look(s)[0] == GREEN]
-    assert sorted(green) == sorted([L.FLOOR_GREEN, L.READY, L.ACKED])
+    assert sorted(green) == sorted([L.FLOOR_GREEN, L.READY, L.ACKED, L.SAVED])
     # Channels sum to at most 255: the current cap in docs/leds.md.
     for s in ALL:
         assert sum(L.look(s)[0]) <= 255
@@ -157,6 +159,39 @@ def test_priorities():
     for i, a in enumerate(order):
         for b in order[i:]:
             assert L.higher(a, b) == b and L.higher(b, a) == b
+
+
+def test_saved_look_and_rank():
+    # Green (good news), two quick flashes: distinct from READY's single wink
+    # on the same pixel.  The app shows it for 1 s, so it is seen only once.
+    assert L.look(L.SAVED) == (GREEN, 0xA000)
+    px = FakePixels()
+    leds = L.Leds(px, brightness=100)
+    leds.personal(L.SAVED)
+    now = T0
+    seen = []
+    for _ in range(8):  # the 8 slots of the 1 s it shows
+        leds.tick(ticks_add(now, 60))
+        seen.append(px.shown[1] == GREEN)
+        now = ticks_add(now, 125)
+    assert seen == [True, False, True, False, False, False, False, False], seen
+    # It never hides offline, a full journal, a breach, or the other
+    # escalation states; it does outrank the wrap-up lights for its second.
+    for s in (L.STALE, L.JOURNAL_FULL, L.BREACHED, L.PENDING, L.HELP, L.ACKED):
+        assert L.higher(L.SAVED, s) == s and L.higher(s, L.SAVED) == s, s
+    below = (L.WRAP_OVERDUE, L.WRAP_DUE, L.ON_CALL, L.READY, L.NONE)
+    for s in below + FLOOR[:4]:
+        assert L.higher(L.SAVED, s) == L.SAVED and L.higher(s, L.SAVED) == L.SAVED, s
+    leds.floor(L.FLOOR_RED)
+    assert leds.top() == L.SAVED
+    leds.escalation(L.PENDING)
+    assert leds.top() == L.PENDING
+    leds.escalation(L.BREACHED)
+    assert leds.top() == L.BREACHED
+    leds.escalation(L.NONE)
+    leds.offline(True)
+    assert leds.top() == L.STALE
+    assert leds.snapshot() == (L.STALE, L.SAVED, L.NONE)
 
 
 def test_brightness_scaling():
