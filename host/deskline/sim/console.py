@@ -42,7 +42,6 @@ WDT_RESET = 3
 SOFT_RESET = 5
 
 
-
 @dataclass
 class Faults:
     """Per-byte probabilities of line faults, applied in both directions."""
@@ -64,7 +63,18 @@ class PanelState:
     display: list[str] = field(default_factory=lambda: [""] * 4)
     buzzer: tuple[int, int] = (0, 0)
     beeps: int = 0
+    # Display redraws since the MCU last started: the first one tells that
+    # the app runs (the OLED keeps its old text across a reset).
+    draws: int = 0
 
+
+# The MicroPython heap a virtual console gets.  The unix port is 64-bit: the
+# same objects take ~1.4x the room they take on the 32-bit ESP32 (measured by
+# bench/firmware.py: 67.3 KB vs 46.7 KB peak for one shift), so 128K here is
+# about 90 KB on the device, under the ~100 KB an ESP32 without PSRAM has.
+# The firmware's own budget is held tighter, at 96K, by its unit tests and
+# the 10,000-press session (tests/conftest.py HEAP).
+DEVICE_HEAP = "128K"
 
 # Input order of the level snapshot firmware/boardsim.py reads.
 INPUTS = "123456789*0#EH"
@@ -87,7 +97,7 @@ class VirtualConsole:
         device_id: str = "sim-0",
         board: str = "sim",
         baud: int = 115200,
-        heap: str = "96K",
+        heap: str = DEVICE_HEAP,
         faults: Faults | None = None,
         blocks: int = 512,
         firmware_dir: Path | None = None,
@@ -119,6 +129,9 @@ class VirtualConsole:
         self._mcu_master = self._mcu_slave = self._host_master = self._host_slave = -1
         self.port = ""
         self.tail = b""
+        # A logic analyser on the line: called with ("up" | "down", bytes,
+        # monotonic time) as the bytes finish crossing the paced wire.
+        self.tap: Callable[[str, bytes, float], None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------
     def install_files(self) -> Path:
@@ -179,6 +192,9 @@ class VirtualConsole:
     def _open_host_pty(self) -> None:
         self._host_master, self._host_slave = pty.openpty()
         tty.setraw(self._host_slave)
+        # Bytes nobody reads are lost, as a USB-UART bridge loses them; a
+        # blocking write here would stall the MCU until its watchdog bites.
+        os.set_blocking(self._host_master, False)
         self.port = os.ttyname(self._host_slave)
         tmp = self.port_link.with_suffix(".new")
         if tmp.is_symlink() or tmp.exists():
@@ -203,6 +219,7 @@ class VirtualConsole:
         self._wdt_deadline = None
         with self._cond:
             self.boots += 1
+            self.state.draws = 0
             self.resets.append(self._next_cause)
             self._next_cause = SOFT_RESET
             self.proc = subprocess.Popen(
@@ -354,6 +371,7 @@ class VirtualConsole:
                 self.state.leds = [(p[0], p[1], p[2]) for p in px]
             elif op == "D":
                 self.state.display = arg.split("\t")
+                self.state.draws += 1
             elif op == "B":
                 hz, duty = (int(v) for v in arg.split())
                 if duty and not self.state.buzzer[1]:
@@ -422,6 +440,8 @@ class VirtualConsole:
             # The console's recent output, for diagnosis (tracebacks show here).
             self.tail = (self.tail + data)[-8192:]
             data = self._fault(data)
+            if self.tap is not None:
+                self.tap("up", data, time.monotonic())
             with self._cond:
                 fd = self._host_master if self._plugged else -1
             if fd >= 0 and data:
@@ -452,6 +472,8 @@ class VirtualConsole:
                 continue
             free_at = self._pace(len(data), free_at)
             data = self._fault(data)
+            if self.tap is not None:
+                self.tap("down", data, time.monotonic())
             if data:
                 try:
                     os.write(self._mcu_master, data)
