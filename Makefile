@@ -32,6 +32,8 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/firmware.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/latency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info host/*.egg-info

@@ -154,13 +154,11 @@ def _ask(args: argparse.Namespace, req: dict[str, object]) -> dict[str, object]:
 
 
 def do_devices(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from deskline.statusview import devices_table
+    from deskline.statusview import console, devices_table
 
     reply = _ask(args, {"op": "devices"})
     if reply.get("ok") and not args.json:
-        Console().print(devices_table(reply))
+        console().print(devices_table(reply))
     return 0 if reply.get("ok") else 1
 
 

@@ -431,8 +431,10 @@ class Daemon:
         return await self._run_command(self._worker(req), "reboot", mode=0)
 
     async def _op_repl(self, req: dict[str, Any]) -> dict[str, Any]:
-        reply = await self._run_command(self._worker(req), "repl")
+        worker = self._worker(req)
+        reply = await self._run_command(worker, "repl")
         if reply["ok"]:
+            await self._closed(worker)
             reply["hint"] = (
                 f"the console's REPL is free on {reply['port']}: use mpremote there, "
                 f"then `deskline console attach {reply['port']}`"
@@ -442,11 +444,16 @@ class Daemon:
     async def _op_release(self, req: dict[str, Any]) -> dict[str, Any]:
         worker = self._worker(req)
         worker.release()
-        for _ in range(50):  # until the port is really closed
-            if worker.ser is None:
-                break
-            await asyncio.sleep(0.02)
+        await self._closed(worker)
         return {"ok": True, "port": worker.device, "device": worker.device_id}
+
+    @staticmethod
+    async def _closed(worker: PortWorker) -> None:
+        """Until the port is really closed: the caller's next tool opens it."""
+        for _ in range(100):
+            if worker.ser is None:
+                return
+            await asyncio.sleep(0.02)
 
     async def _op_attach(self, req: dict[str, Any]) -> dict[str, Any]:
         worker = self._worker(req)

@@ -1,156 +1,174 @@
-"""`deskline demo`: virtual consoles acting out a shift, watched live.
+"""`deskline demo` (`make demo`): the whole system on a virtual floor.
 
-Each console runs the real firmware on the MicroPython unix port; a driver
-plays the agent at the desk (handset, wrap-up codes, escalations) and a host
-session per console pushes its account config, keeps it online, sets the
-floor light and prints what arrives.
+Starts N virtual consoles (the real firmware on the MicroPython unix port,
+each on its own pseudo-terminal at 115200 baud), the real daemon in its own
+process finding them by glob, and a seeded shift acted out at the desks
+(with its Asterisk queue_log); then shows the live floor until Ctrl-C, and
+stops everything in order: the agents, the daemon (which commits what it
+holds), the consoles.
 """
 
 from __future__ import annotations
 
-import json
-import random
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from deskline.monitor import describe
-from deskline.serial_link import ConsoleLink
-from deskline.sim.console import VirtualConsole, serve_panel
-from deskline.wire import codec
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
 
-CONFIG = {
-    "version": 1,
-    "account": "ACME Energy",
-    "mode": "mandatory_timeout",
-    "acw_s": 20,
-    "fallback": 99,
-    "codes": [
-        [1, "Billing query", True],
-        [2, "Meter reading", False],
-        [3, "Payment plan", False],
-        [7, "Confusing bill", True],
-        [99, "ACW timeout", False],
-    ],
-    "hotline": "+44 20 7946 0000",
-}
+from deskline import control
+from deskline.errors import DesklineError
+from deskline.floorconfig import demo_floor_toml, parse_floor
+from deskline.sim.floor import VirtualFloor
+from deskline.sim.scenario import Scenario
+from deskline.statusview import status_table
 
 
-def _agent(vc: VirtualConsole, rng: random.Random, stop: threading.Event) -> None:
-    """Plays one agent: calls, codes, now and then an escalation."""
-    while not stop.wait(rng.uniform(1.0, 3.0)):
-        vc.hook(True)
-        if stop.wait(rng.uniform(2.0, 5.0)):
-            return
-        if rng.random() < 0.2:
-            vc.press(str(rng.randint(1, 2)))
-            vc.press("ESC", ms=150)
-        vc.hook(False)
-        if stop.wait(rng.uniform(0.5, 2.0)):
-            return
-        for digit in str(rng.choice([1, 2, 3, 7])):
-            vc.press(digit)
-        vc.press("#")
+def _say(text: str) -> None:
+    print(text, flush=True)
 
 
-def _host(vc: VirtualConsole, stop: threading.Event, lock: threading.Lock) -> None:
-    """A host session: config, keepalive, floor light, acks, live log."""
-    with ConsoleLink(str(vc.port_link)) as link:
-        link.send(codec.HELLO_REQ)
-        link.expect("hello", 15)
-        for _attempt in range(3):
-            try:
-                if link.push_config(json.dumps(CONFIG).encode())["status"] == codec.OK:
-                    break
-            except TimeoutError:
-                pass
-            time.sleep(1.0)
-        else:
-            with lock:
-                print(f"{vc.device_id}: the console did not take its config", flush=True)
-        acked = 0
-        next_tick = 0.0
-        band = codec.BAND_GREEN
-        while not stop.is_set():
-            now = time.monotonic()
-            if now >= next_tick:
-                t = time.time()
-                link.send(codec.KEEPALIVE, epoch=int(t), ms=int(t * 1000) % 1000)
-                band = random.choice([band, band, codec.BAND_GREEN, codec.BAND_AMBER])
-                link.send(
-                    codec.FLOOR,
-                    band=band,
-                    sl_permille=860 if band == 1 else 770,
-                    target_pct=80,
-                    waiting=2,
-                    longest_wait=14,
-                )
-                next_tick = now + 2.0
-            msg = link.recv(0.2)
-            if msg is None:
-                continue
-            if msg.name == "event":
-                if msg["seq"] <= acked + 1:
-                    acked = max(acked, msg["seq"])
-                    link.send(codec.ACK, seq=acked)
-                if msg["kind"] == codec.EV_ESC_RAISE:
-                    link.send(
-                        codec.ESC_STATUS,
-                        cmd_id=link.next_cmd(),
-                        esc_id=msg["seq"],
-                        kind=0,
-                        status=codec.ESC_ACKED,
-                        deadline_s=7200,
-                        ticket=f"INC{msg['seq']:05d}",
-                        hotline="",
-                    )
-            if msg.name in ("event", "hello") and (
-                msg.name == "hello" or msg["kind"] not in (codec.EV_PRESS, codec.EV_STATE)
-            ):
-                with lock:
-                    print(
-                        f"{time.strftime('%H:%M:%S')} {vc.device_id}: {describe(msg)}", flush=True
-                    )
-
-
-def run_demo(consoles: int = 4, seconds: float = 0.0) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="deskline-demo-"))
+def run_demo(
+    consoles: int = 24,
+    seconds: float = 0.0,
+    workdir: Path | None = None,
+    seed: int = 1,
+    view: bool = True,
+) -> int:
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="deskline-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    floor_file = work / "floor.toml"
+    floor_file.write_text(demo_floor_toml(consoles))
+    floor = parse_floor(floor_file.read_text(), str(floor_file))
+    ids = sorted(d.console for d in floor.desks.values())
+    state = work / "state"
+    sock = state / "deskline.sock"
     stop = threading.Event()
-    lock = threading.Lock()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    fleet = []
-    for i in range(consoles):
-        vc = VirtualConsole(workdir / f"desk-{i + 1:02d}", device_id=f"desk-{i + 1:02d}")
-        vc.start()
-        serve_panel(vc, vc.workdir / "panel.sock")
-        fleet.append(vc)
-    print(f"Deskline demo: {consoles} virtual consoles (the real firmware on MicroPython)")
-    for vc in fleet:
-        print(f"  {vc.device_id}: serial {vc.port_link}, panel {vc.workdir / 'panel.sock'}")
-    print(
-        "  try: deskline sim panel --socket <panel> state    (Ctrl-C stops the demo)\n", flush=True
-    )
-    threads = []
-    for i, vc in enumerate(fleet):
-        for target, args in ((_host, (vc, stop, lock)), (_agent, (vc, random.Random(i), stop))):
-            t = threading.Thread(target=target, args=args, daemon=True)
-            t.start()
-            threads.append(t)
-    end = time.monotonic() + seconds if seconds else None
+
+    _say(f"Deskline demo in {work}")
+    _say(f"  starting {len(ids)} virtual consoles (the real firmware on MicroPython) ...")
+    vfloor = VirtualFloor(work / "floor", ids, seed=seed)
+    daemon: subprocess.Popen[bytes] | None = None
+    scenario: Scenario | None = None
+    log = open(work / "daemon.log", "ab")
     try:
-        while not stop.is_set() and (end is None or time.monotonic() < end):
-            time.sleep(0.2)
+        took = vfloor.start()
+        _say(f"  consoles up in {took:.1f} s; starting the daemon ...")
+        daemon = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "deskline.cli",
+                "daemon",
+                "--state",
+                str(state),
+                "--floor",
+                str(floor_file),
+                "--glob",
+                str(work / "floor" / "*" / "tty"),
+                "--no-usb",
+            ],
+            stdout=log,
+            stderr=log,
+        )
+        _wait_daemon(sock, daemon)
+        _wait_configs(sock, len(ids), stop)
+        scenario = Scenario(floor, vfloor.consoles, seed, queue_log=work / "queue_log")
+        scenario.start()
+        env = f"DESKLINE_CONTROL={sock}"
+        _say(
+            "\nThe floor is live.  Where to look (in another terminal):\n"
+            f"  {env} deskline status          the floor: desks, LEDs, events/s, link health\n"
+            f"  {env} deskline devices         consoles: port, firmware, heartbeat, heap, resets\n"
+            f"  {env} deskline console reboot desk-03\n"
+            f"  tail -f {work / 'daemon.log'}     the daemon's log, one line per console event\n"
+            f"  tail -f {work / 'queue_log'}      the ACD's queue_log the shift writes\n"
+            f"  sqlite3 {state / 'deskline.db'}    the store\n"
+            f"  deskline sim panel --socket {vfloor.panel(ids[0])} state    one desk's panel\n"
+            "Ctrl-C stops everything.\n"
+        )
+        end = time.monotonic() + seconds if seconds else None
+        if view and sys.stdout.isatty():
+            _live(sock, stop, end)
+        else:
+            while not stop.is_set() and (end is None or time.monotonic() < end):
+                stop.wait(0.5)
     except KeyboardInterrupt:
         pass
-    stop.set()
-    for t in threads:
-        t.join(timeout=3)
-    for vc in fleet:
-        vc.stop()
-        crash = vc.traceback()
-        if crash:
-            print(f"{vc.device_id} crashed during the demo:\n{crash}")
-    print("demo stopped; flash images kept in", workdir)
-    return 0
+    finally:
+        _say("\nstopping: agents, daemon, consoles ...")
+        if scenario is not None:
+            scenario.stop()
+        summary = _summary(sock) if daemon is not None and daemon.poll() is None else ""
+        if daemon is not None and daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(15)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+        log.close()
+        vfloor.stop()
+        crashes = vfloor.crashes()
+    for device, trace in crashes.items():
+        _say(f"{device} crashed during the demo:\n{trace}")
+    if summary:
+        _say(summary)
+    _say(f"demo stopped; the store, logs and flash images are kept in {work}")
+    return 1 if crashes else 0
+
+
+def _wait_daemon(sock: Path, daemon: subprocess.Popen[bytes]) -> None:
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        if daemon.poll() is not None:
+            raise DesklineError("the daemon exited at start; see daemon.log")
+        try:
+            control.request(sock, {"op": "ping"}, timeout=2)
+            return
+        except DesklineError:
+            time.sleep(0.2)
+    raise DesklineError("the daemon did not come up within 30 s; see daemon.log")
+
+
+def _wait_configs(sock: Path, n: int, stop: threading.Event) -> None:
+    """Until every console runs its account's config (the shift needs it)."""
+    end = time.monotonic() + 60
+    while time.monotonic() < end and not stop.is_set():
+        devices = control.request(sock, {"op": "devices"})["devices"]
+        ready = sum(
+            1
+            for d in devices
+            if d.get("config_version") and d.get("config_version") == d.get("config_expected")
+        )
+        print(f"\r  consoles online with their account config: {ready}/{n} ", end="", flush=True)
+        if ready >= n:
+            print(flush=True)
+            return
+        time.sleep(0.5)
+    print(flush=True)
+
+
+def _live(sock: Path, stop: threading.Event, end: float | None) -> None:
+    with Live(console=Console(), auto_refresh=False, screen=False) as live:
+        while not stop.is_set() and (end is None or time.monotonic() < end):
+            try:
+                live.update(status_table(control.request(sock, {"op": "status"})), refresh=True)
+            except DesklineError as e:
+                live.update(Text(str(e), style="bold red"), refresh=True)
+            stop.wait(0.5)
+
+
+def _summary(sock: Path) -> str:
+    try:
+        counters = control.request(sock, {"op": "counters"}, timeout=5)["counters"]
+    except (DesklineError, KeyError):
+        return ""
+    keys = ("events_stored", "duplicates", "bad_frames", "hellos", "boots")
+    return "daemon counters: " + ", ".join(f"{k} {counters.get(k, 0)}" for k in keys)

@@ -9,9 +9,12 @@ and never holds up the others; writes that would block wait in a buffer for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import fcntl
 import logging
 import os
+import termios
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -154,6 +157,12 @@ class PortWorker:
             if self._writing:
                 loop.remove_writer(self.fd)
                 self._writing = False
+        if self.fd >= 0:
+            # Drop the exclusive lock first: where another holder keeps the
+            # tty open (a pty's other side, a hub driver) it would outlive
+            # our close and lock the next tool out.
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(self.fd, termios.TIOCNXCL)
         self.fd = -1
         if self.ser is not None:
             try:
@@ -224,12 +233,14 @@ class PortWorker:
         out, batch = session.drain()
         if out:
             self._write(out)
-        for level, text in session.notes:
+        # Taken before acting on them: acting may pump again (a REPL answer
+        # releases the port, which pumps).
+        notes, session.notes = session.notes, []
+        for level, text in notes:
             self.log.log(level, "%s", text)
-        session.notes.clear()
-        for cmd in session.finished:
+        finished, session.finished = session.finished, []
+        for cmd in finished:
             self.daemon.command_finished(self, cmd)
-        session.finished.clear()
         if session.pending_hello is not None and not self._hello_busy:
             self._hello_busy = True
             task = asyncio.create_task(self._store_hello(session, dict(session.pending_hello)))

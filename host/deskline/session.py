@@ -195,8 +195,9 @@ class Session:
         """The store has the hello: resume, sync time, catch the desk up."""
         self.pending_hello = None
         self.state = ONLINE
+        level = logging.WARNING if outcome.new_epoch or outcome.gap else logging.INFO
         for note in outcome.notes:
-            self.notes.append((logging.WARNING, note))
+            self.notes.append((level, note))
         self.acked = self.forwarded = outcome.acked_seq
         self._keepalive()
         # The console holds everything after first_unacked-1; tell it at once
@@ -488,7 +489,8 @@ class Session:
 
     def _bad(self, text: str, body: bytes) -> None:
         if text.startswith("protocol version"):
-            self._incompatible(f"console frames are {text}")
+            theirs = text.rsplit(" ", 1)[-1]
+            self._incompatible(f"console speaks protocol {theirs}, this daemon {PROTOCOL}")
             return
         self.health.bad_schema += 1
         self._count("bad_schema", 1)
