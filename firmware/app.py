@@ -278,6 +278,9 @@ class App:
     def send_heartbeat(self, now):
         j = self.journal
         d = self.link.dec
+        # Measured after a collection: without it the figure only tells how
+        # much garbage is waiting, and the low-water mark sinks to zero.
+        gc.collect()
         free = gc.mem_free()
         self.min_free = min(self.min_free, free)
         self.link.send(
@@ -448,8 +451,6 @@ class App:
             if self.keys.scans != self.scans_seen:
                 self.scans_seen = self.keys.scans
                 self.board.wdt.feed()
-        free = gc.mem_free()
-        self.min_free = min(self.min_free, free)
 
     async def housekeeping(self):
         while not self.stopping:

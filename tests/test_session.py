@@ -8,13 +8,12 @@ events, and a well-behaved console afterwards must get through.
 
 from __future__ import annotations
 
-import binascii
-import struct
 from typing import Any
 
 from deskline.session import AWAIT_HELLO, INCOMPATIBLE, ONLINE, Session
 from deskline.store import Batch, Store
 from deskline.wire import StreamDecoder, codec, decode, encode
+from fakeconsole import hello_frame, reframe
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,25 +21,8 @@ DEV = "fz-01"
 
 
 def hello(device: str = DEV, proto: int = 1, **over: Any) -> bytes:
-    fields: dict[str, Any] = {
-        "proto": proto,
-        "flags": 0,
-        "boot_count": 3,
-        "uptime_ms": 100,
-        "next_seq": 100_000,
-        "first_unacked": 1,
-        "journal_depth": 0,
-        "config_version": 0,
-        "reset_cause": 1,
-        "reboot_reason": 1,
-        "app_slot": 0,
-        "device_id": device,
-        "board": "sim",
-        "fw_version": "1.29",
-        "app_version": "0.1",
-    }
-    fields.update(over)
-    return encode(codec.HELLO, **fields)
+    # A console well into its shift: sequences far ahead of anything fuzzed.
+    return hello_frame(device, proto, **{"boot_count": 3, "next_seq": 100_000, **over})
 
 
 def event(seq: int, kind: int = codec.EV_PRESS) -> bytes:
@@ -59,23 +41,7 @@ def event(seq: int, kind: int = codec.EV_PRESS) -> bytes:
 
 
 def other_version(frame: bytes) -> bytes:
-    """The same frame, re-encoded under protocol version 2."""
-    dec = StreamDecoder()
-    body = bytearray(dec.feed(frame)[0])
-    body[0] = 2
-    crc = struct.pack("<I", binascii.crc32(body) & 0xFFFFFFFF)
-    return b"\x00" + _cobs(bytes(body) + crc) + b"\x00"
-
-
-def _cobs(data: bytes) -> bytes:
-    out = bytearray()
-    for part in data.split(b"\x00"):
-        block = part
-        while len(block) >= 254:
-            out += b"\xff" + block[:254]
-            block = block[254:]
-        out += bytes([len(block) + 1]) + block
-    return bytes(out)
+    return reframe(frame, 2)
 
 
 def mangle(data: bytes, how: int, where: int) -> bytes:

@@ -468,13 +468,13 @@ def test_a_restored_database_reports_the_gap(store: Store) -> None:
     assert store.counters()["gap_events"] == 4
 
 
-def test_first_hello_notes_a_console_off_the_floor(store: Store) -> None:
-    out = store.hello("dx", hello_fields(), "p", T0)
-    assert any("not on the floor" in n for n in out.notes)
+def test_a_console_off_the_floor_is_listed_as_such(store: Store) -> None:
+    # The daemon names it in its log (with what it means); the store says so
+    # in devices().
+    store.hello("dx", hello_fields(), "p", T0)
+    assert [d["on_floor"] for d in store.devices()] == [False]
     store.sync_floor(make_floor({"A1": ("dx", "ann")}))
-    assert not any(
-        "not on the floor" in n for n in store.hello("dx", hello_fields(), "p", T0).notes
-    )
+    assert [d["on_floor"] for d in store.devices() if d["device_id"] == "dx"] == [True]
 
 
 # --- derived rows -------------------------------------------------------------------

@@ -10,6 +10,7 @@ holds), the consoles.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,16 +83,17 @@ def run_demo(
         _wait_configs(sock, len(ids), stop)
         scenario = Scenario(floor, vfloor.consoles, seed, queue_log=work / "queue_log")
         scenario.start()
-        env = f"DESKLINE_CONTROL={sock}"
+        cli = shutil.which("deskline") or str(Path(sys.executable).parent / "deskline")
+        env = f"DESKLINE_CONTROL={sock} {cli}"
         _say(
             "\nThe floor is live.  Where to look (in another terminal):\n"
-            f"  {env} deskline status          the floor: desks, LEDs, events/s, link health\n"
-            f"  {env} deskline devices         consoles: port, firmware, heartbeat, heap, resets\n"
-            f"  {env} deskline console reboot desk-03\n"
-            f"  tail -f {work / 'daemon.log'}     the daemon's log, one line per console event\n"
-            f"  tail -f {work / 'queue_log'}      the ACD's queue_log the shift writes\n"
-            f"  sqlite3 {state / 'deskline.db'}    the store\n"
-            f"  deskline sim panel --socket {vfloor.panel(ids[0])} state    one desk's panel\n"
+            f"  {env} status        the floor: desks, LEDs, events/s, link health\n"
+            f"  {env} devices       consoles: port, firmware, heartbeat, heap, resets\n"
+            f"  {env} console reboot desk-03\n"
+            f"  tail -f {work / 'daemon.log'}    the daemon's log, console by console\n"
+            f"  tail -f {work / 'queue_log'}     the ACD's queue_log the shift writes\n"
+            f"  sqlite3 {state / 'deskline.db'}   the store\n"
+            f"  {cli} sim panel --socket {vfloor.panel(ids[0])} state   one desk's panel\n"
             "Ctrl-C stops everything.\n"
         )
         end = time.monotonic() + seconds if seconds else None
