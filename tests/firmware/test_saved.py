@@ -5,6 +5,8 @@
 import session  # noqa: I001
 from session import CLOCK
 
+import gc
+
 import keys as K
 import leds as L
 import wire as W
@@ -45,6 +47,8 @@ class Host(session.HostStream):
 
 
 def _app():
+    # Each test leaves garbage; the app's 96K heap wants it gone in one piece.
+    gc.collect()
     if not _made:
         session.mount_flash()
         import app as A
