@@ -181,7 +181,7 @@ def main() -> int:
     print(f"first event byte -> 'Saved' at the desk: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     print(
         f"  of which: to the ACK back at the console p50 {pct(host, 50) * 1000:.1f} ms, "
-        f"the console's reaction p50 {pct(desk, 50) * 1000:.1f} ms"
+        f"from there to 'Saved' seen here p50 {pct(desk, 50) * 1000:.1f} ms"
     )
     print(f"key press -> 'Saved' (adds the 20 ms debounce): p50 {t50:.1f} ms, p99 {t99:.1f} ms")
     ratio = p99 / wire_ms
