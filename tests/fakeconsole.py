@@ -21,19 +21,9 @@ def reframe(frame: bytes, version: int) -> bytes:
     """The same frame re-encoded under another protocol version."""
     body = bytearray(StreamDecoder().feed(frame)[0])
     body[0] = version
-    crc = struct.pack("<I", binascii.crc32(body) & 0xFFFFFFFF)
-    return b"\x00" + cobs(bytes(body) + crc) + b"\x00"
-
-
-def cobs(data: bytes) -> bytes:
-    out = bytearray()
-    for part in data.split(b"\x00"):
-        block = part
-        while len(block) >= 254:
-            out += b"\xff" + block[:254]
-            block = block[254:]
-        out += bytes([len(block) + 1]) + block
-    return bytes(out)
+    sealed = bytes(body) + struct.pack("<I", binascii.crc32(body) & 0xFFFFFFFF)
+    out = bytearray(len(sealed) + len(sealed) // 254 + 3)
+    return bytes(out[: codec.cobs_encode(sealed, len(sealed), out)])
 
 
 def hello_frame(device: str, proto: int = 1, **over: Any) -> bytes:

@@ -99,9 +99,7 @@ class Harness:
                 # Never acknowledge what the store does not hold.
                 assert msg["seq"] <= self.store.acked(self.s.device_id), (msg, self.s.device_id)
                 self.acks.append(msg["seq"])
-        for name in ("events", "heartbeats", "logs", "counters"):
-            getattr(self.pending, name).extend(getattr(batch, name))
-        self.pending.statuses.update(batch.statuses)
+        self.pending.add(batch)
         if self.s.pending_hello is not None:
             self.commit()
             h = self.s.pending_hello

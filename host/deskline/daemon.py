@@ -29,7 +29,7 @@ from deskline.portworker import PortWorker
 from deskline.session import ONLINE, Command, FloorLight
 from deskline.store import Batch, HelloOutcome, Store
 from deskline.wire import codec
-from deskline.writer import StoreWriter, empty_batch
+from deskline.writer import StoreWriter
 
 log = logging.getLogger("deskline.daemon")
 
@@ -297,7 +297,7 @@ class Daemon:
         }
 
     async def _op_ping(self, req: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "pid": _pid(), "started": self.started}
+        return {"ok": True, "pid": os.getpid(), "started": self.started}
 
     async def _op_devices(self, req: dict[str, Any]) -> dict[str, Any]:
         rows = await self.writer.call(lambda store: store.devices())
@@ -470,9 +470,7 @@ class Daemon:
 
 
 def _counter(name: str, n: int) -> Batch:
-    batch = empty_batch()
-    batch.counters.append((None, name, n))
-    return batch
+    return Batch(counters=[(None, name, n)])
 
 
 def _link(w: PortWorker) -> dict[str, Any]:
@@ -490,10 +488,6 @@ def _link(w: PortWorker) -> dict[str, Any]:
         "acked": s.acked if s else 0,
         "last_frame_age": round(time.monotonic() - h.last_frame, 1) if h and h.last_frame else None,
     }
-
-
-def _pid() -> int:
-    return os.getpid()
 
 
 class _Formatter(logging.Formatter):

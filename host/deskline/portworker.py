@@ -246,7 +246,7 @@ class PortWorker:
             task = asyncio.create_task(self._store_hello(session, dict(session.pending_hello)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        if batch.events or batch.heartbeats or batch.statuses or batch.logs or batch.counters:
+        if not batch.is_empty():
             if batch.events:
                 self.daemon.writer.submit(batch, lambda acked: self._committed(session, acked))
             else:

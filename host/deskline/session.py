@@ -18,7 +18,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from deskline.store import Batch, EventRow, HelloOutcome
@@ -93,8 +93,6 @@ class Health:
     out_of_order: int = 0
     events_before_hello: int = 0
     last_frame: float = 0.0
-    connected_at: float = 0.0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class Session:
@@ -114,11 +112,11 @@ class Session:
         self.device_id = ""
         self.hello: dict[str, Any] = {}
         self.decoder = StreamDecoder()
-        self.health = Health(connected_at=now)
+        self.health = Health()
         self.floor_light = floor_light or FloorLight()
         # Outputs, drained by the driver after each call.
         self.out = bytearray()
-        self.batch = Batch(events=[], heartbeats=[], statuses={}, logs=[], counters=[])
+        self.batch = Batch()
         self.pending_hello: dict[str, Any] | None = None
         self.notes: list[tuple[int, str]] = []
         self.finished: list[Command] = []
@@ -138,7 +136,6 @@ class Session:
         self._config_retry_at = 0.0
         self.config_failures = 0
         self.status_mirror: dict[str, Any] = {}
-        self.escalations: dict[int, dict[str, Any]] = {}
         self._seen_bad = 0
         self._early: list[dict[str, Any]] = []
 
@@ -207,7 +204,6 @@ class Session:
         self._floor()
         self._next_keepalive = now + KEEPALIVE_S
         for esc in escalations or []:
-            self.escalations[int(esc["esc_seq"])] = dict(esc)
             self._send_esc(esc, now)
         early, self._early = self._early, []
         for f in early:
@@ -261,15 +257,6 @@ class Session:
             return cmd
         self.commands[cmd.cmd_id] = cmd
         self._send(mtype, cmd_id=cmd.cmd_id, **fields)
-        if what == "esc_status":
-            self.escalations[int(fields["esc_id"])] = {
-                "esc_seq": fields["esc_id"],
-                "kind": fields["kind"],
-                "status": fields["status"],
-                "ticket": fields["ticket"],
-                "deadline_s": fields["deadline_s"],
-                "hotline": fields["hotline"],
-            }
         return cmd
 
     def set_floor(self, light: FloorLight) -> None:
@@ -545,6 +532,6 @@ class Session:
         out, self.out = bytes(self.out), bytearray()
         batch, self.batch = (
             self.batch,
-            Batch(events=[], heartbeats=[], statuses={}, logs=[], counters=[]),
+            Batch(),
         )
         return out, batch

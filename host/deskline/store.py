@@ -408,6 +408,17 @@ class Batch:
     # device_id (None: daemon-wide), counter name, increment
     counters: list[tuple[str | None, str, int]] = field(default_factory=list)
 
+    def add(self, more: Batch) -> None:
+        """Takes more's rows after this batch's own (a later STATUS wins)."""
+        self.events.extend(more.events)
+        self.heartbeats.extend(more.heartbeats)
+        self.statuses.update(more.statuses)
+        self.logs.extend(more.logs)
+        self.counters.extend(more.counters)
+
+    def is_empty(self) -> bool:
+        return not (self.events or self.heartbeats or self.statuses or self.logs or self.counters)
+
 
 @dataclass
 class HelloOutcome:

@@ -24,22 +24,6 @@ T = TypeVar("T")
 Done = Callable[[dict[str, int] | None], None]
 
 
-def empty_batch() -> Batch:
-    return Batch(events=[], heartbeats=[], statuses={}, logs=[], counters=[])
-
-
-def merge(into: Batch, more: Batch) -> None:
-    into.events.extend(more.events)
-    into.heartbeats.extend(more.heartbeats)
-    into.statuses.update(more.statuses)
-    into.logs.extend(more.logs)
-    into.counters.extend(more.counters)
-
-
-def is_empty(batch: Batch) -> bool:
-    return not (batch.events or batch.heartbeats or batch.statuses or batch.logs or batch.counters)
-
-
 class StoreWriter:
     """Owns the Store on a private thread; see the module docstring."""
 
@@ -48,7 +32,7 @@ class StoreWriter:
         self.synchronous = synchronous
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="store")
         self._store: Store | None = None
-        self._pending = empty_batch()
+        self._pending = Batch()
         self._callbacks: list[Done] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -70,7 +54,7 @@ class StoreWriter:
 
     def submit(self, batch: Batch, done: Done | None = None) -> None:
         """Queues rows; done(acked per device) runs after they committed."""
-        merge(self._pending, batch)
+        self._pending.add(batch)
         if done is not None:
             self._callbacks.append(done)
         self._wake.set()
@@ -99,7 +83,7 @@ class StoreWriter:
 
     async def flush(self) -> None:
         """Commits what is queued (and waits for a commit in progress)."""
-        if is_empty(self._pending) and not self._callbacks:
+        if self._pending.is_empty() and not self._callbacks:
             # Still wait for a batch that is being written: a caller asking
             # after its own rows must see them.
             loop = asyncio.get_running_loop()
@@ -111,7 +95,7 @@ class StoreWriter:
             if not fut.done():
                 fut.set_result(None)
 
-        self.submit(empty_batch(), done)
+        self.submit(Batch(), done)
         await fut
 
     async def _run(self) -> None:
@@ -119,7 +103,7 @@ class StoreWriter:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            batch, self._pending = self._pending, empty_batch()
+            batch, self._pending = self._pending, Batch()
             callbacks, self._callbacks = self._callbacks, []
             acked: dict[str, int] | None
             store = self._store
@@ -144,7 +128,7 @@ class StoreWriter:
                     cb(acked)
                 except Exception:
                     log.exception("commit callback failed")
-            if self._closing and is_empty(self._pending) and not self._callbacks:
+            if self._closing and self._pending.is_empty() and not self._callbacks:
                 return
 
     def _measure(self) -> None:
