@@ -346,22 +346,25 @@ class VirtualConsole:
             try:
                 conn.sendall(snapshot)
             except OSError:
+                conn.close()
                 continue
             threading.Thread(target=self._hw_read, args=(conn,), daemon=True).start()
 
     def _hw_read(self, conn: socket.socket) -> None:
+        # One MCU life: the connection ends (and is closed) when the process does.
         buf = b""
-        while True:
-            try:
-                data = conn.recv(4096)
-            except OSError:
-                return
-            if not data:
-                return
-            buf += data
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                self._hw_line(line.decode(errors="replace"))
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(4096)
+                except OSError:
+                    return
+                if not data:
+                    return
+                buf += data
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    self._hw_line(line.decode(errors="replace"))
 
     def _hw_line(self, line: str) -> None:
         op, _, arg = line.partition(" ")
