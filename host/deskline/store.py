@@ -27,7 +27,7 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -306,6 +306,68 @@ MIGRATIONS: list[tuple[str, ...]] = [
         (
             "CREATE INDEX escalations_open ON escalations (console_id, status) "
             "WHERE status NOT IN (3, 5)"
+        ),
+    ),
+    (  # 3: the ACD's calls, escalation SLA clocks and the delivery outbox
+        # One row per ACD call (queue_log uniqueid), upserted as its events
+        # arrive; replaying a file lands on the same rows.
+        """CREATE TABLE acd_calls (
+            uniqueid TEXT PRIMARY KEY,
+            queue TEXT NOT NULL,
+            account TEXT,
+            callerid TEXT NOT NULL DEFAULT '',
+            entered REAL NOT NULL,
+            connected REAL,
+            ended REAL,
+            -- waiting | answered | abandoned | timeout | empty | withdrawn
+            -- | key | transferred | completed | closed-out
+            outcome TEXT NOT NULL DEFAULT 'waiting',
+            agent TEXT,
+            hold_s INTEGER,
+            talk_s INTEGER,
+            origposition INTEGER,
+            flagged TEXT NOT NULL DEFAULT '',  -- why it was closed out
+            repeat_of TEXT,  -- the caller's previous contact within the window
+            repeat_count INTEGER NOT NULL DEFAULT 0,  -- earlier contacts within it
+            escalation TEXT  -- ext_id of an open escalation this repeat is about
+        ) STRICT""",
+        "CREATE INDEX acd_calls_caller ON acd_calls (account, callerid, entered)",
+        "CREATE INDEX acd_calls_entered ON acd_calls (entered)",
+        "ALTER TABLE escalations ADD COLUMN ext_id TEXT",  # the id the client sees
+        "ALTER TABLE escalations ADD COLUMN queue TEXT",
+        "ALTER TABLE escalations ADD COLUMN callerid TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE escalations ADD COLUMN repeat_count INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE escalations ADD COLUMN context TEXT",  # JSON as delivered
+        "ALTER TABLE escalations ADD COLUMN ack_due REAL",
+        "ALTER TABLE escalations ADD COLUMN resolve_due REAL",
+        "ALTER TABLE escalations ADD COLUMN delivered REAL",
+        "ALTER TABLE escalations ADD COLUMN acked REAL",
+        "ALTER TABLE escalations ADD COLUMN resolved REAL",
+        "ALTER TABLE escalations ADD COLUMN cancelled REAL",
+        # '' | 'ack' | 'resolve' | 'ack,resolve': which deadlines were missed
+        "ALTER TABLE escalations ADD COLUMN breached TEXT NOT NULL DEFAULT ''",
+        "CREATE UNIQUE INDEX escalations_ext_id ON escalations (ext_id)",
+        # The body is stored as sent: a retry resends the same bytes under
+        # the same idempotency key, so the client can refuse a duplicate.
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            idem_key TEXT NOT NULL UNIQUE,
+            target TEXT NOT NULL,  -- account key, or 'supervisor' for floor help
+            url TEXT NOT NULL,
+            event TEXT NOT NULL,  -- trigger | cancel | ...
+            ext_id TEXT NOT NULL,
+            body BLOB NOT NULL,
+            created REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_try REAL NOT NULL,
+            last_status INTEGER,
+            last_error TEXT NOT NULL DEFAULT '',
+            delivered REAL,
+            gave_up REAL
+        ) STRICT""",
+        (
+            "CREATE INDEX outbox_due ON outbox (next_try) "
+            "WHERE delivered IS NULL AND gave_up IS NULL"
         ),
     ),
 ]
@@ -678,6 +740,21 @@ class Store:
         with contextlib.suppress(sqlite3.Error):
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        """A write transaction for a feature module's own rows (outbox, ACD
+        calls); committed on exit, rolled back on an exception.  Run it on
+        the writer thread (`StoreWriter.call`), like every other write."""
+        with self._lock:
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
 
     def _load_floor(self) -> None:
         self._desks = {
