@@ -12,6 +12,7 @@ import pytest
 from deskline.errors import DesklineError
 from deskline.firmware import cfgcheck
 from deskline.floorconfig import (
+    SL_VARIANTS,
     FloorConfigError,
     FloorWatcher,
     demo_floor_toml,
@@ -460,6 +461,15 @@ def test_short_abandon_is_checked_by_the_host() -> None:
     )
 
 
+def test_sl_variant_is_one_the_metrics_define() -> None:
+    assert parse_floor(edit("threshold_s = 20", 'threshold_s = 20\nvariant = "answered"'))
+    text = edit("threshold_s = 20", 'threshold_s = 20\nvariant = "best"')
+    assert one_problem(text) == (
+        "floor.toml: accounts.acme.sl.variant: 'best' is not one of answered, "
+        "abandons_negative, abandons_ignored, short_excluded, abandons_positive"
+    )
+
+
 def test_extension_table_must_be_a_table() -> None:
     text = edit('mode = "optional"', 'mode = "optional"\nescalation = 30')
     assert one_problem(text) == (
@@ -806,6 +816,7 @@ def accounts(draw: st.DrawFn, key: str) -> Account:
         sl_threshold_s=sl["threshold_s"],
         sl_amber_pct=sl["amber_pct"],
         short_abandon_s=draw(st.integers(0, 3600)),
+        sl_variant=draw(st.sampled_from(SL_VARIANTS)),
         hotline=hotline,
         extra=extra,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import signal
 import socket
@@ -279,6 +280,12 @@ def _wait_for_interrupt() -> None:
         pass
 
 
+# Feature modules that add their own commands: each has
+# register(subparsers, handlers), and names its handlers "cmd" or "cmd sub"
+# (sub read from the args attribute "<cmd>_cmd").
+FEATURE_CLIS: tuple[str, ...] = ()
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     p = argparse.ArgumentParser(prog="deskline", description="Deskline agent consoles")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -429,6 +436,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     de.add_argument("--seed", type=int, default=1, help="the shift's random seed")
     de.add_argument("--no-view", action="store_true", help="do not show the live floor here")
     handlers["demo"] = do_demo
+    for name in FEATURE_CLIS:
+        importlib.import_module(f"deskline.{name}").register(sub, handlers)
     return p, handlers
 
 
@@ -436,9 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     parser, handlers = _parser()
     args = parser.parse_args(argv)
     key = args.cmd
-    for sub in ("board_cmd", "sim_cmd", "floor_cmd"):
-        if getattr(args, sub, None):
-            key += " " + getattr(args, sub)
+    sub = getattr(args, f"{key.replace('-', '_')}_cmd", None)
+    if sub:
+        key += " " + sub
     try:
         return handlers[key](args)
     except DesklineError as e:

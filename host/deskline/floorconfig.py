@@ -59,7 +59,16 @@ ACCOUNT_KEYS = (
     "codes",
     *EXTENSION_TABLES,
 )
-SL_KEYS = ("target_pct", "threshold_s", "amber_pct", "short_abandon_s")
+SL_KEYS = ("target_pct", "threshold_s", "amber_pct", "short_abandon_s", "variant")
+# The service-level formulas a contract may name (docs/metrics.md).
+SL_VARIANTS = (
+    "answered",
+    "abandons_negative",
+    "abandons_ignored",
+    "short_excluded",
+    "abandons_positive",
+)
+DEFAULT_SL_VARIANT = "short_excluded"
 CODE_KEYS = ("code", "label", "failure_demand")
 QUEUE_KEYS = ("account",)
 AGENT_KEYS = ("name",)
@@ -432,22 +441,34 @@ def _account(key: str, tbl: Mapping[str, Any], rep: _Report) -> Account | None:
         sl_threshold_s=sl["threshold_s"],
         sl_amber_pct=sl["amber_pct"],
         short_abandon_s=sl["short_abandon_s"],
+        sl_variant=sl["variant"],
         hotline=hotline,
         extra=extra,
     )
 
 
-def _sl(value: Any, where: str, rep: _Report) -> dict[str, int]:
-    defaults = {"short_abandon_s": 5, **cfgcheck.DEFAULT["sl"]}
+def _sl(value: Any, where: str, rep: _Report) -> dict[str, Any]:
+    defaults: dict[str, Any] = {
+        "short_abandon_s": 5,
+        "variant": DEFAULT_SL_VARIANT,
+        **cfgcheck.DEFAULT["sl"],
+    }
     tbl = _table(value, where, rep)
     if tbl is None:
         return defaults
     _check_keys(tbl, SL_KEYS, where, rep)
-    sl = {k: _int(tbl, k, where, rep, defaults[k]) for k in SL_KEYS if k != "short_abandon_s"}
-    # Host only (the console never sees it): calls abandoned this soon do not count.
+    sl: dict[str, Any] = {
+        k: _int(tbl, k, where, rep, defaults[k]) for k in ("target_pct", "threshold_s", "amber_pct")
+    }
+    # Host only (the console never sees these): calls abandoned this soon do
+    # not count, and the formula the contract names.
     sl["short_abandon_s"] = _int(
         tbl, "short_abandon_s", where, rep, defaults["short_abandon_s"], (0, MAX_SHORT_ABANDON_S)
     )
+    variant = _str(tbl, "variant", where, rep, DEFAULT_SL_VARIANT)
+    if variant not in SL_VARIANTS:
+        rep.add(_join(where, "variant"), f"{variant!r} is not one of {', '.join(SL_VARIANTS)}")
+    sl["variant"] = variant
     return sl
 
 
@@ -865,6 +886,7 @@ def _dump_account(account: Account) -> list[str]:
         f"threshold_s = {account.sl_threshold_s}",
         f"amber_pct = {account.sl_amber_pct}",
         f"short_abandon_s = {account.short_abandon_s}",
+        f"variant = {_toml_string(account.sl_variant)}",
         "",
     ]
     for code in account.codes:

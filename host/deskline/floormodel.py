@@ -31,6 +31,7 @@ class Account:
     sl_threshold_s: int = 20
     sl_amber_pct: int = 5
     short_abandon_s: int = 5
+    sl_variant: str = "short_excluded"  # which service-level formula the contract uses
     hotline: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # later issues' settings
 
