@@ -25,6 +25,9 @@ _SRC_HOST = const(2)
 # How long mandatory-timeout waits for a code the agent is still typing.
 _TYPING_GRACE_MS = const(15000)
 _MAX_ESC = const(4)
+# A host call start this soon after the handset ended a call the ACD had not
+# named is that call's, late.
+_TRAILING_MS = const(5000)
 
 # An escalation entry: [id, kind, severity, status, deadline ticks or None, ticket].
 _E_ID = const(0)
@@ -82,10 +85,27 @@ class Agent:
             self._call_end(_SRC_HOOK, now)
 
     def host_call(self, op, call_id, now):
+        # The ACD's word can trail the handset: a start for the call the
+        # agent just hung up links its id to that call instead of cutting the
+        # wrap-up short, and an end naming another call is stale.
         if op == W.CALL_START:
+            if call_id and self.state == WRAP_UP and call_id == self.acd_id:
+                return  # a repeat for the call being wrapped up
+            if call_id and self.state == WRAP_UP and self._trailing(now):
+                self.acd_id = call_id
+                self.call_sources |= _SRC_HOST
+                self.emit(W.EV_CALL_START, _SRC_HOST, 0, 0, self.call, call_id)
+                return
             self._call_start(_SRC_HOST, call_id, now)
-        else:
+        elif not call_id or not self.acd_id or call_id == self.acd_id:
             self._call_end(_SRC_HOST, now)
+
+    def _trailing(self, now):
+        return (
+            not self.acd_id
+            and not self.call_sources & _SRC_HOST
+            and ticks_diff(now, self.acw_t0) < _TRAILING_MS
+        )
 
     def tick(self, now):
         # Ends after-call work on the timeout modes.

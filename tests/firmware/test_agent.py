@@ -172,6 +172,45 @@ def test_host_and_hook_report_one_call():
     assert len([e for e in r.events if e[1] == W.EV_CALL_END]) == 1
 
 
+def test_a_late_acd_start_links_the_call_just_ended():
+    ag, r = make("mandatory")
+    ag.hook(True, 0)
+    ag.hook(False, 3000)
+    assert ag.state == A.WRAP_UP
+    call_seq = ag.call
+    ag.host_call(W.CALL_START, "1700.7", 3400)  # the ACD's CONNECT, read late
+    assert ag.state == A.WRAP_UP and ag.call == call_seq
+    start = r.last(W.EV_CALL_START)
+    assert start[2] == 2 and start[5] == call_seq and start[6] == "1700.7"
+    ag.host_call(W.CALL_START, "1700.7", 3500)  # a repeat of it: nothing new
+    assert len([e for e in r.events if e[1] == W.EV_CALL_START]) == 2
+    ag.host_call(W.CALL_END, "1700.7", 3600)
+    assert ag.state == A.WRAP_UP and r.last(W.EV_WRAPUP) is None
+
+
+def test_a_stale_acd_end_does_not_end_the_next_call():
+    ag, r = make("mandatory")
+    ag.host_call(W.CALL_START, "1700.1", 0)
+    ag.hook(False, 2000)
+    typed(ag, "1", 2500)
+    ag.key(PRESS, HASH, 0, 2600)
+    assert ag.state == A.READY
+    ag.host_call(W.CALL_START, "1700.2", 3000)
+    ag.host_call(W.CALL_END, "1700.1", 3100)  # the first call's end, late
+    assert ag.state == A.ON_CALL
+    ag.host_call(W.CALL_END, "1700.2", 5000)
+    assert ag.state == A.WRAP_UP
+
+
+def test_a_new_acd_call_long_after_the_last_one_starts_a_call():
+    ag, r = make("mandatory")
+    ag.hook(True, 0)
+    ag.hook(False, 3000)
+    ag.host_call(W.CALL_START, "1700.3", 3000 + 6000)
+    assert ag.state == A.ON_CALL and ag.acd_id == "1700.3"
+    assert r.last(W.EV_WRAPUP)[4] == W.HOW_INTERRUPTED
+
+
 def test_escalate_on_call_with_severity_and_cancel():
     ag, r = make("mandatory")
     ag.host_call(W.CALL_START, "1700.9", 0)
