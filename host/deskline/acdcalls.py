@@ -17,8 +17,9 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from deskline.escpolicy import DEFAULT_REPEAT_DAYS
+
 DAY_S = 86400.0
-DEFAULT_REPEAT_DAYS = 7
 
 # Caller ids that name nobody: never a repeat of each other.
 ANONYMOUS = frozenset({"", "anonymous", "unknown", "restricted", "private", "unavailable"})

@@ -126,6 +126,7 @@ def _control(args: argparse.Namespace) -> Path:
 
 
 def do_daemon(args: argparse.Namespace) -> int:
+    from deskline.acdfeed import AcdOptions
     from deskline.daemon import DaemonOptions, run_daemon, setup_logging
 
     state = _state_dir(args)
@@ -139,6 +140,15 @@ def do_daemon(args: argparse.Namespace) -> int:
         globs=args.glob or [],
         usb=not args.no_usb,
         baud=args.baud,
+        http=args.http or "",
+        public_url=args.public_url or "",
+        acd=AcdOptions(
+            queue_log=Path(args.queue_log),
+            callstatus_log=Path(args.callstatus_log or state / "callstatus_log"),
+            interval_min=args.interval,
+        )
+        if args.queue_log
+        else None,
     )
     return run_daemon(opts)
 
@@ -283,7 +293,7 @@ def _wait_for_interrupt() -> None:
 # Feature modules that add their own commands: each has
 # register(subparsers, handlers), and names its handlers "cmd" or "cmd sub"
 # (sub read from the args attribute "<cmd>_cmd").
-FEATURE_CLIS: tuple[str, ...] = ()
+FEATURE_CLIS: tuple[str, ...] = ("cli_report", "cli_escalation", "cli_sla")
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
@@ -368,7 +378,24 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     )
     dm.add_argument("--no-usb", action="store_true", help="do not look for consoles by USB VID/PID")
     dm.add_argument("--baud", type=int, default=115200)
+    dm.add_argument(
+        "--queue-log", help="the ACD's Asterisk queue_log to follow for service level and calls"
+    )
+    dm.add_argument(
+        "--callstatus-log",
+        help="write wrap-up codes here as queue_log CALLSTATUS lines (default "
+        "<state>/callstatus_log when --queue-log is given)",
+    )
+    dm.add_argument(
+        "--interval", type=int, choices=(15, 30, 60), default=30, help="SL interval, minutes"
+    )
     dm.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    dm.add_argument(
+        "--http", help="serve HTTP (the client's escalation callbacks) on HOST:PORT, e.g. :8080"
+    )
+    dm.add_argument(
+        "--public-url", help="the --http address as the client's system reaches it (callback links)"
+    )
     handlers["daemon"] = do_daemon
 
     floor = sub.add_parser("floor", help="floor configuration files").add_subparsers(

@@ -17,17 +17,21 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from deskline import control, ports
+from deskline.acdfeed import AcdFeed, AcdOptions
 from deskline.errors import DesklineError
+from deskline.escalations import EscalationService
 from deskline.floorconfig import FloorWatcher
 from deskline.floormodel import Floor
 from deskline.portworker import PortWorker
 from deskline.session import ONLINE, Command, FloorLight
 from deskline.store import Batch, HelloOutcome, Store
+from deskline.web import WebServer, create_app, escalation_routes, parse_address
 from deskline.wire import codec
 from deskline.writer import StoreWriter
 
@@ -63,6 +67,9 @@ class DaemonOptions:
     baud: int = 115200
     rescan_s: float = 2.0
     synchronous: str = "FULL"
+    http: str = ""  # HOST:PORT of the HTTP side (client callbacks); "" = none
+    public_url: str = ""  # how the client's system reaches it, for callback links
+    acd: AcdOptions | None = None  # the ACD's queue_log to follow (service level)
 
 
 def default_paths(state_dir: Path | None = None) -> tuple[Path, Path]:
@@ -80,16 +87,20 @@ class Daemon:
         self.floor: Floor | None = None
         self.floor_errors: list[str] = []
         self.watcher = FloorWatcher(opts.floor) if opts.floor else None
-        self.lights: dict[str, FloorLight] = {}  # per account key
+        self.lights: dict[str, FloorLight] = {}  # per account key, set by hand (floor-light)
+        self.acd = AcdFeed(self, opts.acd) if opts.acd else None
         self.started = time.time()
         self._stop = asyncio.Event()
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.escalations: EscalationService | None = None
+        self.web: WebServer | None = None
 
     # --- life cycle -----------------------------------------------------------------
     async def run(self) -> None:
         await self.writer.start()
         await self._check_floor(force=True)
+        await self._start_escalations()
         self._server = await control.serve(self.opts.control, self.handle)
         log.info(
             "daemon up: store %s, control %s, floor %s",
@@ -106,11 +117,14 @@ class Daemon:
             asyncio.create_task(self._rescan_loop(), name="rescan"),
             asyncio.create_task(self._floor_loop(), name="floor"),
         ]
+        if self.acd is not None:
+            tasks.append(asyncio.create_task(self.acd.run(), name="acd"))
         await self._stop.wait()
         log.info("stopping", extra=_NOBODY)
         for t in tasks:
             t.cancel()
         self._server.close()
+        await self._stop_escalations()
         await asyncio.gather(*(w.stop() for w in self.workers.values()))
         await self.writer.close()
         with contextlib.suppress(FileNotFoundError):
@@ -175,6 +189,8 @@ class Daemon:
             return
         versions = await self.writer.call(lambda store: store.sync_floor(floor))
         self.floor = floor
+        if self.acd is not None:
+            self.acd.set_floor(floor)
         log.info(
             "floor %r loaded: %d desks, %d accounts (config versions %s)",
             floor.name,
@@ -236,6 +252,10 @@ class Daemon:
             self.writer.submit(_counter("unknown_consoles", 1))
 
     def floor_light_for(self, device_id: str) -> FloorLight:
+        # The ACD feed's light for the desk's queues; one set by hand
+        # (floor-light) where no ACD feeds the daemon.
+        if self.acd is not None and device_id in self.acd.lights:
+            return self.acd.lights[device_id]
         if self.floor is None:
             return FloorLight()
         desk = self.floor.desk_for_console(device_id)
@@ -341,6 +361,7 @@ class Daemon:
             ),
             "desks": desks,
             "lights": {k: vars(v) for k, v in self.lights.items()},
+            "service": self.acd.summary() if self.acd else [],
         }
 
     def _desk_view(
@@ -464,9 +485,94 @@ class Daemon:
         await self._check_floor(force=True)
         return {"ok": not self.floor_errors, "errors": self.floor_errors}
 
+    async def _op_sla(self, req: dict[str, Any]) -> dict[str, Any]:
+        if self.acd is None:
+            raise DesklineError(
+                "the daemon follows no ACD queue_log: start it with --queue-log FILE"
+            )
+        return {"ok": True, **self.acd.sla(history=bool(req.get("history")))}
+
     async def _op_counters(self, req: dict[str, Any]) -> dict[str, Any]:
         counters = await self.writer.call(lambda store: store.counters())
         return {"ok": True, "counters": counters}
+
+    # --- escalations and the HTTP side (docs/escalations.md) ----------------------------
+    async def _start_escalations(self) -> None:
+        svc = EscalationService(
+            self.writer, lambda: self.floor, self.push_escalation, public_url=self.opts.public_url
+        )
+        self.escalations = svc
+        if self.opts.http:
+            host, port = parse_address(self.opts.http)
+            self.web = WebServer(create_app(escalation_routes(svc)), host, port)
+            await self.web.start()
+            if not self.opts.public_url and host not in ("0.0.0.0", "::"):
+                svc.public_url = self.web.url
+            log.info("HTTP (client callbacks) on %s", self.web.url, extra=_NOBODY)
+        await svc.start()
+
+    async def _stop_escalations(self) -> None:
+        if self.web is not None:
+            await self.web.stop()
+        if self.escalations is not None:
+            await self.escalations.stop()
+
+    def push_escalation(
+        self, device_id: str, esc: dict[str, Any], on_done: Callable[[int], None] | None = None
+    ) -> bool:
+        """Sends an escalation's status to its console (ESC_STATUS) if it is
+        online; on_done gets the console's RESULT status (-1: no answer)."""
+        worker = self.by_device.get(device_id)
+        if worker is None or worker.session is None or worker.session.state != ONLINE:
+            return False
+        worker.command(
+            "esc_status",
+            on_done=(lambda cmd: on_done(cmd.status if cmd.status is not None else -1))
+            if on_done
+            else None,
+            esc_id=int(esc["esc_seq"]),
+            kind=int(esc.get("kind", 0)),
+            status=int(esc["status"]),
+            deadline_s=int(esc.get("deadline_s", NO_DEADLINE)),
+            ticket=str(esc.get("ticket", "")),
+            hotline=str(esc.get("hotline", "")),
+        )
+        return True
+
+    def _service(self) -> EscalationService:
+        if self.escalations is None:
+            raise DesklineError("the escalation service is not running")
+        return self.escalations
+
+    async def _op_escalations(self, req: dict[str, Any]) -> dict[str, Any]:
+        svc = self._service()
+        if req.get("viewer") == "supervisor":  # help requests shown to a supervisor
+            await svc.help_shown(f"listed by {req.get('by') or 'a supervisor'}")
+        rows = await svc.listing(open_only=bool(req.get("open")))
+        return {"ok": True, "escalations": rows}
+
+    async def _op_escalation_ack(self, req: dict[str, Any]) -> dict[str, Any]:
+        return await self._answer(req, "acknowledge")
+
+    async def _op_escalation_resolve(self, req: dict[str, Any]) -> dict[str, Any]:
+        return await self._answer(req, "resolve")
+
+    async def _answer(self, req: dict[str, Any], action: str) -> dict[str, Any]:
+        result = await self._service().answer(
+            str(req["ext_id"]),
+            action,
+            via=f"supervisor {req.get('by') or '?'} (cli)",
+            ticket=str(req.get("ticket", "")),
+            note=str(req.get("note", "")),
+        )
+        return {"ok": True, **result}
+
+    async def _op_web(self, req: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": self.web.url if self.web else None,
+            "public_url": self.escalations.public_url if self.escalations else "",
+        }
 
 
 def _counter(name: str, n: int) -> Batch:

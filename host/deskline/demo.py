@@ -1,17 +1,27 @@
 """`deskline demo` (`make demo`): the whole system on a virtual floor.
 
 Starts N virtual consoles (the real firmware on the MicroPython unix port,
-each on its own pseudo-terminal at 115200 baud), the real daemon in its own
-process finding them by glob, and a seeded shift acted out at the desks
-(with its Asterisk queue_log); then shows the live floor until Ctrl-C, and
-stops everything in order: the agents, the daemon (which commits what it
-holds), the consoles.
+each on its own pseudo-terminal at 115200 baud), the clients' systems (a
+real local HTTP server taking the escalation webhooks and answering them,
+some late), the real daemon in its own process finding the consoles by glob
+and following the shift's Asterisk queue_log, and a seeded shift acted out
+at the desks; then shows the live floor until Ctrl-C, and stops everything
+in order: the agents, the daemon (which commits what it holds), the clients'
+systems, the consoles.
+
+The demo's escalation deadlines are seconds, not the minutes of a contract,
+so a visitor sees escalations delivered, acknowledged, resolved and, when
+the client is late, breached.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +36,7 @@ from rich.text import Text
 from deskline import control
 from deskline.errors import DesklineError
 from deskline.floorconfig import demo_floor_toml, parse_floor
+from deskline.sim.client import Answer, ClientSystem
 from deskline.sim.floor import VirtualFloor
 from deskline.sim.scenario import Scenario
 from deskline.statusview import status_table
@@ -45,7 +56,20 @@ def run_demo(
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="deskline-demo-"))
     work.mkdir(parents=True, exist_ok=True)
     floor_file = work / "floor.toml"
-    floor_file.write_text(demo_floor_toml(consoles))
+    secret = secrets.token_hex(16)
+    client = ClientSystem(secret, answer=_client_answers).start()
+    floor_file.write_text(
+        demo_floor_toml(consoles)
+        + "\n"
+        + client.floor_tables(
+            SECRET_ENV,
+            ["volt", "northwind", "harbour"],
+            DEMO_DEADLINES,
+            timeout_s=2,
+            retry_base_s=0.5,
+            retry_cap_s=5,
+        )
+    )
     floor = parse_floor(floor_file.read_text(), str(floor_file))
     ids = sorted(d.console for d in floor.desks.values())
     state = work / "state"
@@ -75,9 +99,16 @@ def run_demo(
                 "--glob",
                 str(work / "floor" / "*" / "tty"),
                 "--no-usb",
+                "--queue-log",
+                str(work / "queue_log"),
+                "--interval",
+                "15",
+                "--http",
+                f"127.0.0.1:{_free_port()}",
             ],
             stdout=log,
             stderr=log,
+            env={**os.environ, SECRET_ENV: secret},
         )
         _wait_daemon(sock, daemon)
         _wait_configs(sock, len(ids), stop)
@@ -89,9 +120,14 @@ def run_demo(
             "\nThe floor is live.  Where to look (in another terminal):\n"
             f"  {env} status        the floor: desks, LEDs, events/s, link health\n"
             f"  {env} devices       consoles: port, firmware, heartbeat, heap, resets\n"
+            f"  {env} sla           service level per queue and account, every variant\n"
+            f"  {env} escalation list --open   escalations and help requests, with deadlines\n"
             f"  {env} console reboot desk-03\n"
+            f"  {cli} report --state {state} --account volt --from today --chart volt.svg\n"
+            f"  {client.url}   the clients' system taking the escalation webhooks\n"
             f"  tail -f {work / 'daemon.log'}    the daemon's log, console by console\n"
             f"  tail -f {work / 'queue_log'}     the ACD's queue_log the shift writes\n"
+            f"  tail -f {state / 'callstatus_log'}   wrap-up codes as CALLSTATUS lines\n"
             f"  sqlite3 {state / 'deskline.db'}   the store\n"
             f"  {cli} sim panel --socket {vfloor.panel(ids[0])} state   one desk's panel\n"
             "Ctrl-C stops everything.\n"
@@ -116,6 +152,7 @@ def run_demo(
             except subprocess.TimeoutExpired:
                 daemon.kill()
         log.close()
+        client.stop()
         vfloor.stop()
         crashes = vfloor.crashes()
     for device, trace in crashes.items():
@@ -124,6 +161,30 @@ def run_demo(
         _say(summary)
     _say(f"demo stopped; the store, logs and flash images are kept in {work}")
     return 1 if crashes else 0
+
+
+SECRET_ENV = "DESKLINE_DEMO_WEBHOOK_SECRET"
+# Seconds where a contract says minutes: the demo shows a whole lifecycle.
+DEMO_DEADLINES = {
+    "urgent": ("10s", "40s"),
+    "high": ("15s", "60s"),
+    "normal": ("20s", "90s"),
+    "low": ("30s", "2m"),
+}
+
+
+def _client_answers(body: dict[str, object]) -> Answer:
+    """Most escalations answered in time, one in four late (a breach to see)."""
+    h = int(hashlib.sha256(str(body.get("ext_id", "")).encode()).hexdigest()[:8], 16)
+    if h % 4 == 0:
+        return Answer(ack_after_s=25.0 + h % 10, resolve_after_s=150.0)
+    return Answer(ack_after_s=2.0 + h % 5, resolve_after_s=12.0 + h % 20)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _wait_daemon(sock: Path, daemon: subprocess.Popen[bytes]) -> None:

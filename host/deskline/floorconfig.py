@@ -27,13 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deskline import escpolicy
 from deskline.errors import DesklineError
 from deskline.firmware import cfgcheck
 from deskline.floormodel import Account, Agent, Desk, Floor, Queue, WrapCode
 
-# Tables an account may carry for features that come later (escalation SLA):
-# passed through unchecked as Account.extra[name].  Any other unknown key is a
-# typo and an error, so a misspelt setting never silently does nothing.
+# Tables an account may carry for features with their own settings (the
+# escalation SLA): kept as Account.extra[name] and checked by that feature's
+# module (deskline.escpolicy).  Any other unknown key is a typo and an error,
+# so a misspelt setting never silently does nothing.
 EXTENSION_TABLES = ("escalation",)
 
 MAX_NAME = cfgcheck.MAX_LABEL  # account name on the console, bytes
@@ -43,7 +45,7 @@ MAX_CODE = 99  # two keypad digits
 MAX_POSITION = 999  # rows and columns of the floor plan
 MAX_SHORT_ABANDON_S = 3600
 
-TOP_KEYS = ("floor", "accounts", "queues", "agents", "desks")
+TOP_KEYS = ("floor", "accounts", "queues", "agents", "desks", "help")
 FLOOR_KEYS = ("name",)
 ACCOUNT_KEYS = (
     "name",
@@ -141,6 +143,7 @@ def _parse(text: str, source: str, sha256: str) -> Floor:
     agents, agent_ids = _agents(doc.get("agents"), rep)
     refs = _Refs(account_keys, queues, queue_names, agents, agent_ids)
     desks = _desks(doc.get("desks"), refs, rep)
+    extra = _floor_help(doc.get("help"), rep)
     if rep.messages:
         raise FloorConfigError(rep.messages)
     return Floor(
@@ -150,6 +153,7 @@ def _parse(text: str, source: str, sha256: str) -> Floor:
         agents=agents,
         desks=desks,
         sha256=sha256,
+        extra=extra,
     )
 
 
@@ -523,7 +527,28 @@ def _extra(tbl: Mapping[str, Any], where: str, rep: _Report) -> dict[str, Any]:
         inner = _table(tbl[name], _join(where, name), rep)
         if inner is not None:
             extra[name] = inner
+            if name == "escalation":  # its keys are the escalation policy's to check
+                _policy_findings(escpolicy.check_account(inner, _join(where, name))[1], rep)
     return extra
+
+
+def _floor_help(value: Any, rep: _Report) -> dict[str, Any]:
+    """The floor's [help] table (supervisor-help deadlines), checked by escpolicy."""
+    if value is None:
+        return {}
+    inner = _table(value, "help", rep)
+    if inner is None:
+        return {}
+    _policy_findings(escpolicy.check_help(inner, "help")[1], rep)
+    return {"help": inner}
+
+
+def _policy_findings(findings: Iterable[escpolicy.Finding], rep: _Report) -> None:
+    # Warnings (a secret in clear) go to the daemon's log, not here: they do
+    # not stop a floor from loading.
+    for f in findings:
+        if not f.warning:
+            rep.add(f.path, f.message)
 
 
 def _console_config(
@@ -868,6 +893,10 @@ def dump_floor(floor: Floor) -> str:
         out += [f"[{_join('agents', agent.id)}]", f"name = {_toml_string(agent.name)}", ""]
     for desk in floor.desks.values():
         out += _dump_desk(desk)
+    if "help" in floor.extra:
+        out += ["[help]"]
+        out += [f"{_join('', k)} = {_toml_value(v)}" for k, v in floor.extra["help"].items()]
+        out += [""]
     return "\n".join(out)
 
 

@@ -67,6 +67,9 @@ class Floor:
     agents: dict[str, Agent]
     desks: dict[str, Desk]
     sha256: str = ""  # of the source file, to tell a changed file
+    # Floor-wide tables of later features, as read: "help" (the supervisor-help
+    # policy, checked by deskline.escpolicy).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def desk_for_console(self, device_id: str) -> Desk | None:
         for desk in self.desks.values():

@@ -66,6 +66,9 @@ def status_table(reply: dict[str, Any]) -> Group:
     if reply.get("floor_errors"):
         head.append(f"\nfloor config errors ({len(reply['floor_errors'])}): ", style="bold red")
         head.append(reply["floor_errors"][0])
+    parts: list[Any] = [head]
+    if reply.get("service"):
+        parts.append(service_table(reply["service"]))
     table = Table(expand=True, pad_edge=False, show_edge=False)
     for col in (
         "desk",
@@ -111,7 +114,49 @@ def status_table(reply: dict[str, Any]) -> Group:
             display,
             health,
         )
-    return Group(head, table)
+    return Group(*parts, table)
+
+
+BANDS = {0: ("no calls", "dim"), 1: ("GREEN", "green"), 2: ("AMBER", "yellow"), 3: ("RED", "red")}
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}%"
+
+
+def service_table(rows: list[dict[str, Any]]) -> Table:
+    """Service level per account: the light, this interval and today, who waits."""
+    table = Table(expand=True, pad_edge=False, show_edge=False)
+    for col in (
+        "account",
+        "light",
+        "SL interval",
+        "SL today",
+        "target",
+        "offered",
+        "ASA",
+        "abandoned",
+        "waiting",
+    ):
+        table.add_column(col, no_wrap=True)
+    for r in rows:
+        name, colour = BANDS.get(int(r["band"]), ("?", "white"))
+        asa = r.get("asa_today_s")
+        wait = f"{r['waiting']}"
+        if r.get("longest_waiting_s"):
+            wait += f" (longest {r['longest_waiting_s']:.0f}s)"
+        table.add_row(
+            r["name"],
+            Text(f"■ {name}", style=colour),
+            _pct(r.get("sl_interval")),
+            _pct(r.get("sl_today")),
+            f"{r['target_pct']}/{r['threshold_s']}s ({r['variant']})",
+            str(r.get("offered_today", 0)),
+            "-" if asa is None else f"{asa:.0f}s",
+            _pct(r.get("abandon_rate_today_pct")),
+            wait,
+        )
+    return table
 
 
 def devices_table(reply: dict[str, Any]) -> Table:

@@ -1,4 +1,4 @@
-"""Asterisk `queue_log` lines: write them as app_queue does, read them back, audit them.
+"""Asterisk `queue_log` lines: write them as app_queue does, audit them.
 
 The virtual floor plays the ACD as well as the agents, and an ACD reports
 what its queues did in this file; the daemon ingests it beside the consoles'
@@ -22,24 +22,55 @@ Format checked against Asterisk's source (asterisk/asterisk @ f0c1c1a7b79b):
   :3862/8673/10962/11359 ADDMEMBER `"%s"` "PAUSED" or "" (uniqueid
   "REALTIME", the channel's, "MANAGER" or "CLI", by who added the member).
 Also docs.asterisk.org "Queue Logs" and ../shared/reference/contact-centre.md §2.5.
+Reading lines back is the host's parser (deskline.queuelog), so the floor's
+log and a real PBX's go through the same code.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-QUEUESTART = "QUEUESTART"
-ADDMEMBER = "ADDMEMBER"
-ENTERQUEUE = "ENTERQUEUE"
-CONNECT = "CONNECT"
-COMPLETEAGENT = "COMPLETEAGENT"
-COMPLETECALLER = "COMPLETECALLER"
-ABANDON = "ABANDON"
-RINGNOANSWER = "RINGNOANSWER"
+# One parser for the floor's log and a real PBX's: the host's.
+from deskline.queuelog import (
+    ABANDON,
+    ADDMEMBER,
+    COMPLETEAGENT,
+    COMPLETECALLER,
+    CONNECT,
+    ENTERQUEUE,
+    NONE,
+    QUEUESTART,
+    RINGNOANSWER,
+    Entry,
+    member_name,
+    parse_line,
+)
+
+__all__ = [
+    "ABANDON",
+    "ADDMEMBER",
+    "CLOCK_FIELDS",
+    "COMPLETEAGENT",
+    "COMPLETECALLER",
+    "CONNECT",
+    "ENTERQUEUE",
+    "EVENTS",
+    "NONE",
+    "QUEUESTART",
+    "RINGNOANSWER",
+    "Entry",
+    "QueueLogWriter",
+    "audit",
+    "format_line",
+    "member_name",
+    "normalise",
+    "parse_line",
+]
+
+# The events the virtual floor's ACD writes (a subset of what the host reads).
 EVENTS = frozenset(
     {
         QUEUESTART,
@@ -61,12 +92,6 @@ CLOCK_FIELDS: dict[str, tuple[int, ...]] = {
     ABANDON: (2,),
     RINGNOANSWER: (0,),
 }
-NONE = "NONE"
-
-
-def member_name(agent_id: str) -> str:
-    """The queue member name an agent's calls are logged under (agent field)."""
-    return f"Agent/{agent_id}"
 
 
 def format_line(
@@ -81,29 +106,6 @@ def format_line(
         if "|" in f or "\n" in f or "\r" in f:
             raise ValueError(f"queue_log field {f!r} holds a separator")
     return "|".join(fields) + "|" + "|".join(values)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One parsed queue_log line."""
-
-    epoch: int
-    uniqueid: str
-    queue: str
-    agent: str
-    event: str
-    data: tuple[str, ...]
-
-    def num(self, i: int) -> int:
-        return int(self.data[i])
-
-
-def parse_line(line: str) -> Entry:
-    """Parses one line; ValueError when it is not queue_log shaped."""
-    parts = line.rstrip("\r\n").split("|")
-    if len(parts) < 6:
-        raise ValueError(f"queue_log line with {len(parts)} fields: {line!r}")
-    return Entry(int(parts[0]), parts[1], parts[2], parts[3], parts[4], tuple(parts[5:]))
 
 
 class QueueLogWriter:
