@@ -1,4 +1,4 @@
-"""Exactly-once, end to end: a seeded shift on 8 virtual consoles through the
+"""Exactly-once, end to end: a seeded shift on 12 virtual consoles through the
 real daemon, with consoles and the daemon killed -9, cables pulled and a
 noisy line.  The store must hold every agent input of the ground truth once,
 in order per console.
@@ -23,7 +23,7 @@ from deskline.sim.scenario import Scenario, Tempo
 from deskline.wire import codec
 
 CONSOLES = 12
-PRESSES = 170  # per console: over 2,000 presses on the floor
+PRESSES = 100  # per console: over 1,100 presses on the floor
 NOISE = Faults(drop=0.0003, corrupt=0.0003, duplicate=0.0003, seed=7)
 
 
@@ -170,7 +170,7 @@ def test_exactly_once_through_kills_unplugs_and_noise(tmp_path: Path) -> None:
         keys = [(e[0], e[1]) for e in events]
         assert len(keys) == len(set(keys)), f"{d}: a sequence stored twice"
         assert agent_inputs(events) == expected[d], f"{d}: store differs from the ground truth"
-    assert total_presses >= 2000
+    assert total_presses >= 1100
     assert faults["console_kill9"] and faults["daemon_kill9"]
     crashes = vfloor.crashes()
     assert not crashes, crashes
