@@ -156,6 +156,24 @@ def test_parser_keeps_a_bounded_list_but_counts_every_problem() -> None:
     }
 
 
+field_st = st.one_of(
+    st.sampled_from(["", "5", "NONE", "Agent/a", "PAUSED", "x"]), st.text(max_size=6)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    head=st.lists(field_st, max_size=4),
+    event=st.one_of(st.sampled_from(sorted(ql.KNOWN_EVENTS)), st.text(max_size=8)),
+    data=st.lists(field_st, max_size=7),
+)
+def test_no_line_can_break_the_parser(head: list[str], event: str, data: list[str]) -> None:
+    p = ql.QueueLogParser()
+    text = "|".join([*head, event, *data]).replace("\n", " ").replace("\r", " ")
+    got = p.parse(text, 1)
+    assert (got is not None) + p.problem_count + sum(p.ignored.values()) <= 1
+
+
 # --- whole files ----------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from deskline import control, report
+from deskline import cli, control, report
 from deskline.errors import DesklineError
 from deskline.floorconfig import demo_floor_toml, parse_floor
 from deskline.queuelog import read_file
@@ -261,6 +261,7 @@ def test_a_shift_with_escalations_and_a_late_client(tmp_path: Path) -> None:
         # Service level: the daemon's live figures equal a fresh computation
         # over the same queue_log, and the ACD's calls match the ground truth.
         sla = ask("sla")
+        assert cli.main(["sla", "--control", str(sock)]) == 0  # the supervisors' table
         records, parser = read_file(queue_log)
         assert parser.problem_count == 0
         accounts, thresholds = floor_settings(floor)

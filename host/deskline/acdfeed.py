@@ -68,20 +68,9 @@ class AcdOptions:
 
 def light_window(view: ScopeView, variant: str) -> Stats:
     """The window a floor light judges: the current interval, or today while it is thin."""
-    cur = view.current
-    if _denominator(cur, variant) >= MIN_CALLS:
-        return cur
+    if view.current.sl_terms(variant)[1] >= MIN_CALLS:
+        return view.current
     return view.today
-
-
-def _denominator(s: Stats, variant: str) -> int:
-    if variant == "answered":
-        return s.answered
-    if variant == "abandons_ignored":
-        return s.offered - s.abandoned_in
-    if variant == "short_excluded":
-        return s.answered + s.abandoned - s.short_abandons
-    return s.answered + s.abandoned
 
 
 class AcdFeed:
@@ -124,6 +113,7 @@ class AcdFeed:
                     await self._wrapups()
                     self._update_lights(now)
             except asyncio.CancelledError:
+                self.tail.close()
                 raise
             except Exception:
                 # The feed must outlive one bad step: the consoles do not need it.

@@ -37,16 +37,19 @@ _SHOWN_PROBLEMS = 20
 
 def register(sub: argparse._SubParsersAction[Any], handlers: dict[str, Handler]) -> None:
     sl = sub.add_parser(
-        "sla", help="service level per queue and interval from an Asterisk queue_log"
+        "sla",
+        help="service level per queue and interval: live from the daemon, or from a queue_log",
     )
-    sl.add_argument("--queue-log", required=True, metavar="FILE", help="the queue_log to read")
     sl.add_argument(
-        "--interval", required=True, type=int, metavar="MIN", help="15, 30 or 60 minutes"
+        "--queue-log",
+        metavar="FILE",
+        help="read this queue_log (without it: ask the running daemon for the live figures)",
     )
+    sl.add_argument("--interval", type=int, default=30, metavar="MIN", help="15, 30 or 60 minutes")
     sl.add_argument(
         "--threshold",
-        required=True,
         type=int,
+        default=20,
         metavar="SEC",
         help="answered (or abandoned) within this many seconds counts in SL (inclusive)",
     )
@@ -60,6 +63,8 @@ def register(sub: argparse._SubParsersAction[Any], handlers: dict[str, Handler])
     sl.add_argument("--tz", help="IANA time zone of the intervals (default: this machine's)")
     sl.add_argument("--queue", action="append", help="only this queue (repeatable)")
     sl.add_argument("--json", action="store_true")
+    sl.add_argument("--state", help="state directory of the daemon (live figures)")
+    sl.add_argument("--control", help="the daemon's control socket (live figures)")
     handlers["sla"] = do_sla
 
     er = sub.add_parser("erlang", help="agents needed for a service-level target (Erlang C)")
@@ -84,7 +89,60 @@ def register(sub: argparse._SubParsersAction[Any], handlers: dict[str, Handler])
 # --- sla ----------------------------------------------------------------------------------
 
 
+def do_live_sla(args: argparse.Namespace) -> int:
+    """The daemon's own figures: each queue and account with its contract's variant."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from deskline import control  # noqa: PLC0415
+    from deskline.cli import _control  # noqa: PLC0415
+
+    reply = control.request(_control(args), {"op": "sla"})
+    if args.json:
+        print(json.dumps(reply, indent=2, default=str))
+        return 0
+    out = Console() if sys.stdout.isatty() else Console(width=200)
+    table = Table(title=f"service level now ({reply['interval_min']} min intervals)")
+    for col in (
+        "queue/account",
+        "variant",
+        "SL interval",
+        "SL today",
+        "offered today",
+        "answered",
+        "abandoned",
+        "ASA",
+        "waiting",
+    ):
+        table.add_column(col, no_wrap=True)
+    for kind in ("accounts", "queues"):
+        for name, v in sorted(reply[kind].items()):
+            cur, today = v["current"], v["today"]
+            variant = v["variant"]
+            table.add_row(
+                name if kind == "queues" else f"[bold]{name}[/bold]",
+                variant,
+                _pct_sign(cur["sl"][variant]),
+                _pct_sign(today["sl"][variant]),
+                str(today["offered"]),
+                str(today["answered"]),
+                str(today["abandoned"]),
+                "-" if today["asa_s"] is None else f"{today['asa_s']:.0f}s",
+                str(v["waiting"]),
+            )
+    out.print(table)
+    if not reply.get("caught_up"):
+        out.print("the daemon is still reading the queue_log from its start")
+    return 0
+
+
+def _pct_sign(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}%"
+
+
 def do_sla(args: argparse.Namespace) -> int:
+    if not args.queue_log:
+        return do_live_sla(args)
     from deskline import queuelog  # noqa: PLC0415
     from deskline.servicelevel import QUEUE, Ignored, Scope, ServiceLevel, Thresholds  # noqa: PLC0415
 

@@ -146,7 +146,7 @@ def parse_line(line: str) -> Entry:
     parts = line.rstrip("\r\n").split("|")
     if len(parts) < 6:
         raise ValueError(f"{len(parts)} fields, a queue_log line has at least 6")
-    if not parts[0].isdigit():
+    if not (parts[0].isascii() and parts[0].isdigit()):
         raise ValueError(f"time {parts[0][:20]!r} is not a Unix epoch")
     if not parts[4]:
         raise ValueError("no event name")
@@ -336,7 +336,7 @@ def _need(d: tuple[str, ...], n: int, shape: str) -> None:
 
 def _int(d: tuple[str, ...], i: int) -> int:
     s = d[i]
-    if not s.isdigit():
+    if not (s.isascii() and s.isdigit()):
         raise ValueError(f"data field {i + 1} {s[:20]!r} is not a whole number >= 0")
     return int(s)
 

@@ -178,6 +178,11 @@ class Stats:
 
     def sl(self, variant: str = DEFAULT_VARIANT) -> float | None:
         """The service level in percent by the named formula; None when its denominator is 0."""
+        num, den = self.sl_terms(variant)
+        return 100.0 * num / den if den > 0 else None
+
+    def sl_terms(self, variant: str = DEFAULT_VARIANT) -> tuple[int, int]:
+        """The named formula's numerator and denominator (the calls it judges by)."""
         a, a_in, b, b_in, s = (
             self.answered,
             self.answered_in,
@@ -186,15 +191,15 @@ class Stats:
             self.short_abandons,
         )
         if variant == "answered":
-            return _pct(a_in, a)
+            return a_in, a
         if variant == "abandons_negative":
-            return _pct(a_in, a + b)
+            return a_in, a + b
         if variant == "abandons_ignored":
-            return _pct(a_in, self.offered - b_in)
+            return a_in, self.offered - b_in
         if variant == "short_excluded":
-            return _pct(a_in, a + b - s)
+            return a_in, a + b - s
         if variant == "abandons_positive":
-            return _pct(a_in + b_in, a + b)
+            return a_in + b_in, a + b
         raise ValueError(f"service level variant {variant!r} is not one of {', '.join(VARIANTS)}")
 
     @property
