@@ -822,6 +822,7 @@ def accounts(draw: st.DrawFn, key: str) -> Account:
         sl_amber_pct=sl["amber_pct"],
         short_abandon_s=draw(st.integers(0, 3600)),
         sl_variant=draw(st.sampled_from(SL_VARIANTS)),
+        shrinkage_pct=draw(st.integers(0, 90)),
         hotline=hotline,
         extra=extra,
     )

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deskline import acdcalls, callstatus, escpolicy
+from deskline import acdcalls, callstatus, erlang, escpolicy
 from deskline.floormodel import Floor
 from deskline.queuelog import QueueLogParser, QueueLogTail
 from deskline.servicelevel import (
@@ -244,6 +244,12 @@ class AcdFeed:
                     worker.poke()
 
     # --- for supervisors -------------------------------------------------------------------
+    def _staffing(self, view: ScopeView, acct: Any) -> dict[str, Any] | None:
+        try:
+            return _staffing_for(view, acct, self.sl.interval_min)
+        except (ValueError, ArithmeticError) as e:
+            return {"error": str(e)}
+
     def summary(self, now: float | None = None) -> list[dict[str, Any]]:
         """One line per account for the terminal floor view: its light and today."""
         floor = self._floor
@@ -308,6 +314,8 @@ class AcdFeed:
             }
             if history:
                 out["intervals"] = [s.to_dict() for s in view.intervals]
+            if view.scope.kind == "account" and floor is not None:
+                out["staffing"] = self._staffing(view, floor.accounts.get(view.scope.name))
             return out
 
         return {
@@ -319,6 +327,27 @@ class AcdFeed:
             "queues": {k: one(v) for k, v in snap.queues.items()},
             "accounts": {k: one(v) for k, v in snap.accounts.items()},
         }
+
+
+def _staffing_for(view: ScopeView, acct: Any, interval_min: int) -> dict[str, Any] | None:
+    """Erlang C for the account's target at this interval's arrivals and AHT.
+
+    Arrivals are the current interval's so far, scaled to the whole interval;
+    AHT is today's (an interval's first calls have no talk time yet).
+    """
+    if acct is None:
+        return None
+    cur, today = view.current, view.today
+    aht = today.aht_s
+    elapsed = max(60.0, min(view.current.end, time.time()) - cur.start)
+    if not aht or not cur.offered:
+        return None
+    calls = cur.offered * (interval_min * 60) / elapsed
+    shrinkage = acct.shrinkage_pct / 100
+    st = erlang.staffing(
+        calls, interval_min, aht, acct.sl_target_pct, acct.sl_threshold_s, shrinkage
+    )
+    return {"calls_forecast": round(calls, 1), "aht_s": round(aht, 1), **st.to_dict()}
 
 
 def _desk_light(lights: list[tuple[int, FloorLight]]) -> FloorLight:

@@ -379,6 +379,7 @@ class Daemon:
             "online": bool(s and s.state == ONLINE and w and w.state == "open"),
             "link": _link(w) if w else {"state": "absent"},
             "mirror": dict(s.status_mirror) if s else {},
+            "floor_light": vars(self.floor_light_for(device_id)),
         }
         return view
 

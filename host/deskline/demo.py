@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -59,7 +60,7 @@ def run_demo(
     secret = secrets.token_hex(16)
     client = ClientSystem(secret, answer=_client_answers).start()
     floor_file.write_text(
-        demo_floor_toml(consoles)
+        _compressed(demo_floor_toml(consoles))
         + "\n"
         + client.floor_tables(
             SECRET_ENV,
@@ -171,6 +172,23 @@ DEMO_DEADLINES = {
     "normal": ("20s", "90s"),
     "low": ("30s", "2m"),
 }
+
+
+def _compressed(floor_toml: str) -> str:
+    """The demo floor with its service-level thresholds on the shift's clock.
+
+    The shift runs minutes in seconds (sim/scenario.py Tempo), so a 20 s
+    answer threshold would hold every call; scaled alike, the visitor sees
+    service level move and lights change.
+    """
+
+    def scale(m: re.Match[str]) -> str:
+        return f"{m.group(1)} = {max(1, round(int(m.group(2)) / DEMO_TIME_SCALE))}"
+
+    return re.sub(r"^(threshold_s|short_abandon_s) = (\d+)$", scale, floor_toml, flags=re.M)
+
+
+DEMO_TIME_SCALE = 8
 
 
 def _client_answers(body: dict[str, object]) -> Answer:

@@ -61,7 +61,7 @@ ACCOUNT_KEYS = (
     "codes",
     *EXTENSION_TABLES,
 )
-SL_KEYS = ("target_pct", "threshold_s", "amber_pct", "short_abandon_s", "variant")
+SL_KEYS = ("target_pct", "threshold_s", "amber_pct", "short_abandon_s", "variant", "shrinkage_pct")
 # The service-level formulas a contract may name (docs/metrics.md).
 SL_VARIANTS = (
     "answered",
@@ -446,6 +446,7 @@ def _account(key: str, tbl: Mapping[str, Any], rep: _Report) -> Account | None:
         sl_amber_pct=sl["amber_pct"],
         short_abandon_s=sl["short_abandon_s"],
         sl_variant=sl["variant"],
+        shrinkage_pct=sl["shrinkage_pct"],
         hotline=hotline,
         extra=extra,
     )
@@ -455,6 +456,7 @@ def _sl(value: Any, where: str, rep: _Report) -> dict[str, Any]:
     defaults: dict[str, Any] = {
         "short_abandon_s": 5,
         "variant": DEFAULT_SL_VARIANT,
+        "shrinkage_pct": 30,
         **cfgcheck.DEFAULT["sl"],
     }
     tbl = _table(value, where, rep)
@@ -473,6 +475,8 @@ def _sl(value: Any, where: str, rep: _Report) -> dict[str, Any]:
     if variant not in SL_VARIANTS:
         rep.add(_join(where, "variant"), f"{variant!r} is not one of {', '.join(SL_VARIANTS)}")
     sl["variant"] = variant
+    # Erlang C staffing checks: the share of paid time agents are not on the phones.
+    sl["shrinkage_pct"] = _int(tbl, "shrinkage_pct", where, rep, 30, (0, 90))
     return sl
 
 
@@ -916,6 +920,7 @@ def _dump_account(account: Account) -> list[str]:
         f"amber_pct = {account.sl_amber_pct}",
         f"short_abandon_s = {account.short_abandon_s}",
         f"variant = {_toml_string(account.sl_variant)}",
+        f"shrinkage_pct = {account.shrinkage_pct}",
         "",
     ]
     for code in account.codes:

@@ -32,6 +32,7 @@ class Account:
     sl_amber_pct: int = 5
     short_abandon_s: int = 5
     sl_variant: str = "short_excluded"  # which service-level formula the contract uses
+    shrinkage_pct: int = 30  # for staffing checks: paid time not on the phones
     hotline: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # later issues' settings
 
