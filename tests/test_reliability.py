@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from deskline.floorconfig import demo_floor_toml, parse_floor
@@ -21,6 +20,7 @@ from deskline.sim.console import Faults
 from deskline.sim.floor import VirtualFloor
 from deskline.sim.scenario import Scenario, Tempo
 from deskline.wire import codec
+from floorwait import configs_applied, wait
 
 CONSOLES = 12
 PRESSES = 100  # per console: over 1,100 presses on the floor
@@ -114,7 +114,7 @@ def test_exactly_once_through_kills_unplugs_and_noise(tmp_path: Path) -> None:
     stop = threading.Event()
     try:
         # The consoles take their accounts' configs from the daemon first.
-        assert _wait(lambda: _configs_applied(db, len(ids)), 60), "configs were not pushed"
+        assert wait(lambda: configs_applied(db, len(ids)), 60), "configs were not pushed"
         # A brisk floor: short calls, and no ACW timer waited out on purpose.
         tempo = Tempo(occupancy=0.95, p_timeout=0.0, p_ring_no_answer=0.02)
         scenario = Scenario(floor, vfloor.consoles, seed=5, speed=6.0, tempo=tempo)
@@ -151,7 +151,7 @@ def test_exactly_once_through_kills_unplugs_and_noise(tmp_path: Path) -> None:
             got = stored(db)
             return all(agent_inputs(got.get(d, [])) == expected[d] for d in ids)
 
-        _wait(complete, 90)
+        wait(complete, 90)
         got = stored(db)
     finally:
         stop.set()
@@ -174,26 +174,3 @@ def test_exactly_once_through_kills_unplugs_and_noise(tmp_path: Path) -> None:
     assert faults["console_kill9"] and faults["daemon_kill9"]
     crashes = vfloor.crashes()
     assert not crashes, crashes
-
-
-def _configs_applied(db: Path, n: int) -> bool:
-    if not db.exists():
-        return False
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            row = con.execute("SELECT count(*) FROM consoles WHERE config_version > 0").fetchone()
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return False
-    return bool(row and row[0] >= n)
-
-
-def _wait(pred: Callable[[], bool], timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.5)
-    return False

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from deskline.servicelevel import ServiceLevel, floor_settings
 from deskline.sim.client import Answer, ClientSystem
 from deskline.sim.floor import VirtualFloor
 from deskline.sim.scenario import Scenario, Tempo
+from floorwait import configs_applied, wait
 
 IDS = ["desk-01", "desk-02", "desk-03", "desk-04"]
 ENV = "DESKLINE_E2E_SECRET"
@@ -119,9 +119,9 @@ def test_a_shift_with_escalations_and_a_late_client(tmp_path: Path) -> None:
         return (tmp_path / "daemon.log").read_text(errors="replace")[-5000:]
 
     # A console holds 4 open escalations at most (firmware/agent.py _MAX_ESC) and
-# refuses a fifth at the desk, which the ground truth does not model: the
-# chances and answer times keep a desk under that.
-# What the desks showed while escalations were breached: sampled from the
+    # refuses a fifth at the desk, which the ground truth does not model: the
+    # chances and answer times keep a desk under that.
+    # What the desks showed while escalations were breached: sampled from the
     # consoles' own status reports (the store's mirror) during the shift.
     seen_leds: dict[str, set[int]] = collections.defaultdict(set)
     breach_shown: dict[str, float] = {}  # ext_id -> seconds from breach to the desk's red light
@@ -150,8 +150,8 @@ def test_a_shift_with_escalations_and_a_late_client(tmp_path: Path) -> None:
     watcher = threading.Thread(target=watch_desks, daemon=True)
     try:
         t0 = time.monotonic()
-        assert _wait(lambda: _ping(sock), 30), daemon_log()
-        assert _wait(lambda: _configs_applied(db, len(IDS)), 60), daemon_log()
+        assert wait(lambda: _ping(sock), 30), daemon_log()
+        assert wait(lambda: configs_applied(db, len(IDS)), 60), daemon_log()
         tempo = Tempo(
             occupancy=0.9, p_timeout=0.0, p_escalate=0.25, p_help=0.08, p_ring_no_answer=0.03
         )
@@ -191,7 +191,7 @@ def test_a_shift_with_escalations_and_a_late_client(tmp_path: Path) -> None:
             return sorted(client + [(1, sev)] * ((helps + 1) // 2))
 
         want = {d: expected(d) for d in IDS}
-        assert _wait(lambda: stored_escalations() == want, 30), (stored_escalations(), want)
+        assert wait(lambda: stored_escalations() == want, 30), (stored_escalations(), want)
         cancelled = rows("SELECT count(*) FROM escalations WHERE kind = 1 AND status = 5")[0][0]
         assert cancelled == sum(sum(1 for k, _ in raised[d] if k == 1) // 2 for d in IDS)
         n_help = sum(len([e for e in want[d] if e[0] == 1]) for d in IDS) - cancelled
@@ -211,7 +211,7 @@ def test_a_shift_with_escalations_and_a_late_client(tmp_path: Path) -> None:
             open_ = rows("SELECT count(*) FROM escalations WHERE status NOT IN (3, 5)")[0][0]
             return open_ == 0
 
-        assert _wait(all_resolved, 60), (
+        assert wait(all_resolved, 60), (
             [dict(r) for r in rows("SELECT * FROM escalations WHERE status NOT IN (3, 5)")],
             daemon_log(),
         )
@@ -301,7 +301,7 @@ def test_a_shift_with_escalations_and_a_late_client(tmp_path: Path) -> None:
                 for d in st["desks"]
             )
 
-        assert _wait(lights_agree, 10), ask("status")["desks"]
+        assert wait(lights_agree, 10), ask("status")["desks"]
         # Wrap-up codes went back to queue reporting as CALLSTATUS lines.
         callstatus = (state / "callstatus_log").read_text().splitlines()
         coded = rows(
@@ -309,7 +309,7 @@ def test_a_shift_with_escalations_and_a_late_client(tmp_path: Path) -> None:
             "AND c.journal_epoch = w.journal_epoch AND c.seq = w.call_seq "
             "WHERE c.acd_call_id != ''"
         )[0][0]
-        assert _wait(lambda: len((state / "callstatus_log").read_text().splitlines()) == coded, 5)
+        assert wait(lambda: len((state / "callstatus_log").read_text().splitlines()) == coded, 5)
         assert all("|CALLSTATUS|" in line for line in callstatus)
     finally:
         stop.set()
@@ -351,29 +351,3 @@ def _ping(sock: Path) -> bool:
         return bool(control.request(sock, {"op": "ping"}, timeout=2)["ok"])
     except DesklineError:
         return False
-
-
-def _configs_applied(db: Path, n: int) -> bool:
-    if not db.exists():
-        return False
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            row = con.execute("SELECT count(*) FROM consoles WHERE config_version > 0").fetchone()
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return False
-    return bool(row and row[0] >= n)
-
-
-def _wait(pred: Callable[[], bool], timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            if pred():
-                return True
-        except (sqlite3.Error, OSError, DesklineError):
-            pass
-        time.sleep(0.25)
-    return False

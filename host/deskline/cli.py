@@ -290,6 +290,15 @@ def _wait_for_interrupt() -> None:
         pass
 
 
+def control_opts(q: argparse.ArgumentParser) -> None:
+    """The options of a command that asks the running daemon."""
+    q.add_argument(
+        "--state", help="state directory (default $DESKLINE_STATE or ~/.local/state/deskline)"
+    )
+    q.add_argument("--control", help="the daemon's control socket (default <state>/deskline.sock)")
+    q.add_argument("--json", action="store_true")
+
+
 # Feature modules that add their own commands: each has
 # register(subparsers, handlers), and names its handlers "cmd" or "cmd sub"
 # (sub read from the args attribute "<cmd>_cmd").
@@ -355,15 +364,6 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     mo.add_argument("--seconds", type=float, default=0.0, help="stop after this long")
     mo.add_argument("--json", action="store_true", help="one JSON object per frame")
     handlers["monitor"] = do_monitor
-
-    def control_opts(q: argparse.ArgumentParser) -> None:
-        q.add_argument(
-            "--state", help="state directory (default $DESKLINE_STATE or ~/.local/state/deskline)"
-        )
-        q.add_argument(
-            "--control", help="the daemon's control socket (default <state>/deskline.sock)"
-        )
-        q.add_argument("--json", action="store_true")
 
     dm = sub.add_parser("daemon", help="serve the consoles: store, floor config, commands")
     dm.add_argument(

@@ -33,14 +33,7 @@ def register(sub: argparse._SubParsersAction[Any], handlers: dict[str, Handler])
         "escalation", help="escalations and help requests: list, acknowledge, resolve"
     ).add_subparsers(dest="escalation_cmd", required=True)
 
-    def control_opts(q: argparse.ArgumentParser) -> None:
-        q.add_argument(
-            "--state", help="state directory (default $DESKLINE_STATE or ~/.local/state/deskline)"
-        )
-        q.add_argument(
-            "--control", help="the daemon's control socket (default <state>/deskline.sock)"
-        )
-        q.add_argument("--json", action="store_true")
+    from deskline.cli import control_opts  # noqa: PLC0415  (cli imports this module)
 
     ls = esc.add_parser("list", help="escalations and help requests, newest first")
     ls.add_argument("--open", action="store_true", help="only those not resolved or cancelled")
