@@ -34,6 +34,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/firmware.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/flash.py
+	$(BIN)/python bench/update.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info host/*.egg-info

@@ -31,7 +31,20 @@ _NO_DEADLINE = const(0x7FFFFFFF)
 # bootinfo reasons, kept here so bootinfo.py need not stay loaded.
 _HOST_REBOOT = const(0x02)
 _REPL_EXIT = const(0x03)
+_APP_UPDATE = const(0x04)
+_FW_UPDATE = const(0x05)
 _CRASH = const(0x81)
+# An update on trial is confirmed once the host stored this boot's hello
+# (its keepalive came) and the app has run this long; past the deadline
+# without that, the console goes back (apptrial.py, bootslot.py).
+_HEALTHY_MS = const(2000)
+_TRIAL_MS = const(60000)
+# updcodes.py's, copied so it need not load: HELLO flags, REBOOT modes.
+_HELLO_TRIAL = const(0x01)
+_HELLO_ROLLED_BACK = const(0x02)
+_HELLO_FW_TRIAL = const(0x04)
+_REBOOT_APP = const(1)
+_REBOOT_FIRMWARE = const(2)
 
 # Event kinds that are telemetry: the journal drops these first when full.
 _TELEMETRY = (W.EV_CODE_REFUSED, W.EV_STATE, W.EV_BOOT, W.EV_CONFIG)
@@ -65,6 +78,17 @@ class App:
 
         self.reason, self.boots = bootinfo.take(board)
         _drop("bootinfo")
+        # The app slot boot.py chose (bootslot.py), an update on trial (HELLO
+        # flags) and a rollback to report; none of it without bootslot.
+        b = sys.modules.get("bootslot")
+        self.slot = b.slot if b else ""
+        self.trial = (_HELLO_TRIAL if b and b.trial else 0) | (
+            _HELLO_FW_TRIAL if b and b.fw_trial else 0
+        )
+        self.rolled = b.note if b else ""
+        self.rolled_back = _HELLO_ROLLED_BACK if self.rolled else 0
+        del b
+        _drop("bootslot")
         self.reset_cause = board.reset_cause()
         self.device_id = board.unique_id()
         self.leds = L.Leds(board.pixels, self.cfg.brightness)
@@ -188,6 +212,9 @@ class App:
             self._result(f[0], W.OK if ok else W.E_UNKNOWN, "" if ok else "unknown escalation")
             self.dirty = True
         elif mtype == W.REBOOT:
+            if f[1]:
+                self._activate(f[0], f[1])
+                return
             self._result(f[0], W.OK, "rebooting")
             self.restart(_HOST_REBOOT)
         elif mtype == W.REPL:
@@ -219,6 +246,26 @@ class App:
             if st == W.OK and kind == W.XFER_CONFIG:
                 st, text = self.apply_config(data)
             self._result(f[0], st, text)
+
+    def _activate(self, cmd_id, mode):
+        # REBOOT mode 1 (app) or 2 (firmware): checks what was staged, then
+        # restarts into it on trial.
+        if mode == _REBOOT_APP:
+            name, reason = "appupdate", _APP_UPDATE
+        elif mode == _REBOOT_FIRMWARE:
+            name, reason = "fwupdate", _FW_UPDATE
+        else:
+            self._result(cmd_id, W.E_BAD_REQUEST, "unknown reboot mode %d" % mode)
+            return
+        try:
+            st, text = __import__(name).activate(self.board.wdt.feed)
+        except MemoryError:
+            st, text = W.E_NO_SPACE, "console out of memory: send it again"
+        for n in (name, "appupdate", "updcodes", "bootslot"):
+            _drop(n)
+        self._result(cmd_id, st, text)
+        if st == W.OK:
+            self.restart(reason)
 
     def _end_xfer(self):
         self.xfer = None
@@ -258,7 +305,7 @@ class App:
             W.HELLO,
             (
                 W.VERSION,
-                0,
+                self.trial | self.rolled_back,
                 self.boots,
                 ticks_diff(ticks_ms(), self.t0) & 0xFFFFFFFF,
                 j.next_seq,
@@ -267,7 +314,7 @@ class App:
                 self.cfg.version,
                 self.reset_cause,
                 self.reason,
-                0,
+                " ab".find(self.slot) if self.slot else 0,
                 self.device_id,
                 self.board.name,
                 "%d.%d.%d" % (v[0], v[1], v[2]),
@@ -451,6 +498,14 @@ class App:
             if self.keys.scans != self.scans_seen:
                 self.scans_seen = self.keys.scans
                 self.board.wdt.feed()
+        if self.trial:
+            up = ticks_diff(now, self.t0)
+            healthy = bool(self.epoch) and up >= _HEALTHY_MS
+            if healthy or up >= _TRIAL_MS:
+                import apptrial
+
+                apptrial.settle(self, healthy)
+                _drop("apptrial")
 
     async def housekeeping(self):
         while not self.stopping:
@@ -461,6 +516,11 @@ class App:
         # What a boot announces before the tasks run.
         self.emit(W.EV_BOOT, self.reason, self.reset_cause, 0, self.boots, "")
         self.send_hello()
+        if self.trial or self.rolled:
+            import apptrial
+
+            apptrial.started(self)
+            _drop("apptrial")
 
     async def run(self):
         self.start()

@@ -180,3 +180,11 @@ class SimBoard:
 
     def unique_id(self):
         return os.getenv("DESKLINE_ID") or "sim-0"
+
+
+def partitions():
+    # esp32.Partition's stand-in: the fake OTA partitions, kept in their own
+    # module so they take heap only while an update uses them.
+    import boardsimota
+
+    return boardsimota.Partition

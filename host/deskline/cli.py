@@ -302,7 +302,14 @@ def control_opts(q: argparse.ArgumentParser) -> None:
 # Feature modules that add their own commands: each has
 # register(subparsers, handlers), and names its handlers "cmd" or "cmd sub"
 # (sub read from the args attribute "<cmd>_cmd").
-FEATURE_CLIS: tuple[str, ...] = ("cli_report", "cli_escalation", "cli_sla")
+FEATURE_CLIS: tuple[str, ...] = (
+    "cli_report",
+    "cli_flash",
+    "cli_escalation",
+    "cli_sla",
+    "cli_bundle",
+    "cli_update",
+)
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:

@@ -24,6 +24,7 @@ from typing import Any
 
 from deskline import control, ports
 from deskline.acdfeed import AcdFeed, AcdOptions
+from deskline.bundle import read_bundle
 from deskline.errors import DesklineError
 from deskline.escalations import EscalationService
 from deskline.floorconfig import FloorWatcher
@@ -31,6 +32,7 @@ from deskline.floormodel import Floor
 from deskline.portworker import PortWorker
 from deskline.session import ONLINE, Command, FloorLight
 from deskline.store import Batch, HelloOutcome, Store
+from deskline.update import UpdateJob, Updater
 from deskline.web import WebServer, create_app, escalation_routes, parse_address
 from deskline.wire import codec
 from deskline.writer import StoreWriter
@@ -93,6 +95,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.updater = Updater(self.by_device.get)  # `deskline update` jobs (update.py)
         self.escalations: EscalationService | None = None
         self.web: WebServer | None = None
 
@@ -125,6 +128,7 @@ class Daemon:
             t.cancel()
         self._server.close()
         await self._stop_escalations()
+        await self.updater.stop()
         await asyncio.gather(*(w.stop() for w in self.workers.values()))
         await self.writer.close()
         with contextlib.suppress(FileNotFoundError):
@@ -492,6 +496,44 @@ class Daemon:
                 "the daemon follows no ACD queue_log: start it with --queue-log FILE"
             )
         return {"ok": True, **self.acd.sla(history=bool(req.get("history")))}
+
+    async def _op_update(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Starts updating one console from a bundle file (deskline update)."""
+        device = str(req["device"])
+        bundle = read_bundle(str(req["bundle"]))
+        firmware = req.get("firmware")
+        if firmware:
+            bundle.firmware_entry(None if firmware is True else str(firmware))
+        job = UpdateJob(
+            device,
+            bundle,
+            firmware=None if not firmware else "" if firmware is True else str(firmware),
+            force=bool(req.get("force")),
+        )
+        try:
+            self.updater.start(job)
+        except ValueError as e:
+            raise DesklineError(str(e)) from e
+        return {"ok": True, "device": device, "version": bundle.version}
+
+    async def _op_update_status(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Update jobs, and every console's app as its last hello told."""
+        consoles = []
+        for device_id, w in sorted(self.by_device.items()):
+            s = w.session
+            hello = s.hello if s else {}
+            consoles.append(
+                {
+                    "device": device_id,
+                    "online": bool(s and s.state == ONLINE and w.state == "open"),
+                    "app_version": hello.get("app_version", ""),
+                    "fw_version": hello.get("fw_version", ""),
+                    "app_slot": hello.get("app_slot", 0),
+                    "flags": hello.get("flags", 0),
+                }
+            )
+        jobs = [j.view() for j in self.updater.jobs.values()]
+        return {"ok": True, "jobs": jobs, "consoles": consoles}
 
     async def _op_counters(self, req: dict[str, Any]) -> dict[str, Any]:
         counters = await self.writer.call(lambda store: store.counters())

@@ -21,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from deskline.firmware import updcodes as upd
 from deskline.store import Batch, EventRow, HelloOutcome
 from deskline.wire import StreamDecoder, WireError, codec, decode, encode
+from deskline.xferout import FileSend
 
 log = logging.getLogger("deskline.session")
 
@@ -38,6 +40,7 @@ EARLY_MAX = 64
 ACK_REPEAT_S = 0.2  # a duplicate re-ack at most this often: noise must not flood
 ESC_CLOSED = (codec.ESC_RESOLVED, codec.ESC_CANCELLED)
 AWAIT_HELLO, ONLINE, INCOMPATIBLE, RELEASED = "await-hello", "online", "incompatible", "released"
+CLOSED = "closed"  # the port went away; the worker makes a new session when it is back
 
 
 @dataclass
@@ -135,6 +138,14 @@ class Session:
         self.config_wanted: tuple[int, bytes] | None = None
         self._config_retry_at = 0.0
         self.config_failures = 0
+        # An update's file on its way (xferout.py) and those queued behind
+        # it; one XFER at a time, so a config push waits for them and they
+        # wait for a config push.
+        self.file_send: FileSend | None = None
+        self.file_queue: list[FileSend] = []
+        self.file_ending: list[FileSend] = []  # END sent, its answer awaited
+        self.update_events: list[dict[str, Any]] = []  # EV_UPDATE, for update jobs
+        self.hellos = 0  # hellos heard: a new one after a switch means it restarted
         self.status_mirror: dict[str, Any] = {}
         self._seen_bad = 0
         self._early: list[dict[str, Any]] = []
@@ -180,6 +191,7 @@ class Session:
             if now >= cmd.deadline:
                 self._finish(cmd, -1, "no answer from the console")
         self._tick_config(now)
+        self._tick_file(now)
 
     def hello_stored(
         self,
@@ -228,12 +240,16 @@ class Session:
         self.state = RELEASED
         for cmd in list(self.commands.values()):
             self._finish(cmd, -1, "port released")
+        self._file_failed("port released")
 
     def closed(self) -> None:
         """The port went away: whatever waits on the console fails now."""
         for cmd in list(self.commands.values()):
             self._finish(cmd, -1, "console disconnected")
         self.config_push = None
+        self._file_failed("console disconnected")
+        if self.state != RELEASED:
+            self.state = CLOSED
 
     # --- commands down --------------------------------------------------------------
     def command(
@@ -308,10 +324,12 @@ class Session:
             self.acked = self.forwarded = 0
         self.device_id = f["device_id"]
         self.hello = dict(f)
+        self.hellos += 1
         self.state = AWAIT_HELLO
         self.pending_hello = dict(f)
         self._early = []
         self.config_push = None  # a rebooted console forgot any transfer
+        self._file_failed("console restarted")
         for cmd in list(self.commands.values()):
             if cmd.kind not in ("reboot", "repl"):
                 self._finish(cmd, -1, "console restarted")
@@ -338,6 +356,11 @@ class Session:
             self.health.out_of_order += 1
             return
         self.forwarded = seq
+        if f["kind"] == upd.EV_UPDATE:
+            self.update_events.append(dict(f))
+            # The hello said "on trial"; the verdict changes that.
+            done = {upd.UPD_APP_OK: upd.HELLO_TRIAL, upd.UPD_FW_OK: upd.HELLO_FW_TRIAL}
+            self.hello["flags"] = self.hello.get("flags", 0) & ~done.get(f["a"], 0)
         self.batch.events.append(
             EventRow(
                 self.device_id,
@@ -355,6 +378,10 @@ class Session:
         )
 
     def _on_result(self, f: dict[str, Any], now: float) -> None:
+        for fs in self._files():
+            if fs.on_result(f, now, self._send):
+                self._file_settled(now)
+                return
         push = self.config_push
         if push is not None and f["cmd_id"] in (push.begin_cmd, push.end_cmd):
             self._config_result(push, f, now)
@@ -385,6 +412,8 @@ class Session:
         wanted = self.config_wanted
         if self.state != ONLINE or wanted is None or now < self._config_retry_at:
             return
+        if self.file_send is not None or self.file_queue or self.file_ending:
+            return  # after the update's files
         version, raw = wanted
         if self.hello.get("config_version") == version:
             return
@@ -439,6 +468,11 @@ class Session:
                 )
 
     def _on_xfer_ack(self, f: dict[str, Any], now: float) -> None:
+        fs = self.file_send
+        if fs is not None and f["xfer_id"] == fs.xfer_id:
+            fs.on_ack(f, now, self._send)
+            self._file_settled(now)
+            return
         push = self.config_push
         if push is None or push.stage != "data" or f["xfer_id"] != push.xfer_id:
             return
@@ -465,6 +499,65 @@ class Session:
             self.notes.append((logging.ERROR, text))
             wait = CONFIG_RETRY_S * min(self.config_failures, 10)
         self._config_retry_at = now + wait
+
+    # --- update files ---------------------------------------------------------------
+    def send_file(
+        self,
+        kind: int,
+        name: str,
+        data: bytes,
+        now: float,
+        on_done: Callable[[FileSend], None] | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> FileSend:
+        """Streams one file (XFER kind 2 or 3) after those queued; on_done(fs) when it ended.
+
+        The next file starts the moment one ends, without a round trip
+        through the caller.
+        """
+        self._xfer = (self._xfer % 0xFFFF) + 1
+        begin = self._next_cmd()
+        fs = FileSend(kind, name, data, self._xfer, begin, self._next_cmd(), on_done, on_progress)
+        if self.state != ONLINE:
+            fs.finish(-1, f"console not online ({self.state})")
+        else:
+            self.file_queue.append(fs)
+            self._tick_file(now)
+        return fs
+
+    def drop_files(self, text: str) -> None:
+        """Fails the files queued behind the one on its way."""
+        queue, self.file_queue = self.file_queue, []
+        for fs in queue:
+            fs.finish(-1, text)
+
+    def _tick_file(self, now: float) -> None:
+        for fs in self._files():
+            fs.tick(now, self._send)
+        self._file_settled(now)
+
+    def _files(self) -> list[FileSend]:
+        return [*self.file_ending, *([self.file_send] if self.file_send else [])]
+
+    def _file_settled(self, now: float) -> None:
+        # A file whose END is out makes way for the next at once: the
+        # console takes END, then the next BEGIN, in order.
+        fs = self.file_send
+        if fs is not None and (fs.done or fs.stage == "end"):
+            self.file_send = None
+            if not fs.done:
+                self.file_ending.append(fs)
+        self.file_ending = [f for f in self.file_ending if not f.done]
+        if self.file_send is None and self.file_queue and self.config_push is None:
+            self.file_send = self.file_queue.pop(0)
+            self.file_send.start(now, self._send)
+
+    def _file_failed(self, text: str) -> None:
+        files = self._files()
+        self.file_send, self.file_ending = None, []
+        for fs in files:
+            fs.finish(-1, text)
+        self.drop_files(text)
 
     # --- helpers --------------------------------------------------------------------
     def _incompatible(self, text: str) -> None:

