@@ -84,6 +84,20 @@ class Board:
         self._rtc.memory(data)
         return None
 
+    def keep_fed(self):
+        # The app left for the REPL: nothing loops to feed the watchdog, and
+        # an ESP32 cannot stop it.  A hardware timer feeds it meanwhile (its
+        # callback runs in the main task, between bytecodes and while the REPL
+        # waits for input) so mpremote is not cut off after 8 s; a reset ends it.
+        wdt = self.wdt
+        t = self._machine.Timer(0)
+        t.init(
+            period=_WDT_MS // 4,
+            mode=self._machine.Timer.PERIODIC,
+            callback=lambda _t: wdt.feed(),
+        )
+        self._feeder = t
+
     def reset_cause(self):
         return self._machine.reset_cause()
 

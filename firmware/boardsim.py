@@ -169,6 +169,11 @@ class SimBoard:
         self.hw.send("M " + self._rtc.hex())
         return None
 
+    def keep_fed(self):
+        # What the device's hardware timer does at the REPL
+        # (boardesp32.keep_fed): the watchdog is fed, so the supervisor stops counting.
+        self.hw.send("W -1")
+
     def reset_cause(self):
         return int(os.getenv("DESKLINE_RESET_CAUSE") or "1")
 

@@ -40,7 +40,9 @@ if not safeboot.skip:
         # on trial and goes back to the previous one (bootslot.py).
         sys.print_exception(e)
         hw.reset()
-    # The app left for the REPL: give mpremote the heap it was using.
+    # The app left for the REPL: keep the watchdog fed while mpremote works,
+    # and give it the heap the app was using.
+    hw.keep_fed()
     del app, hw
     sys.modules.clear()
     gc.collect()

@@ -387,7 +387,9 @@ class VirtualConsole:
                     self.state.beeps += 1
                 self.state.buzzer = (hz, duty)
             elif op == "W":
-                self._wdt_deadline = time.monotonic() + int(arg) / 1000
+                # "W -1": a timer feeds it from now on (the app left for the REPL).
+                ms = int(arg)
+                self._wdt_deadline = None if ms < 0 else time.monotonic() + ms / 1000
             elif op == "M":
                 self.rtc = arg
             elif op == "X":
