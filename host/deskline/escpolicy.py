@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from deskline import tomlkind
 from deskline.errors import DesklineError
 from deskline.floormodel import Account, Floor
 from deskline.outbox import Retry
@@ -361,14 +362,14 @@ class _Checker:
     def string(self, tbl: Mapping[str, Any], key: str, default: str) -> str:
         value = tbl.get(key, default)
         if not isinstance(value, str):
-            self.add(self.path(key), f"must be a string in quotes, not {_kind(value)}")
+            self.add(self.path(key), f"must be a string in quotes, not {tomlkind.kind(value)}")
             return default
         return value
 
     def integer(self, tbl: Mapping[str, Any], key: str, default: int, span: tuple[int, int]) -> int:
         value = tbl.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int):
-            self.add(self.path(key), f"must be a whole number, not {_kind(value)}")
+            self.add(self.path(key), f"must be a whole number, not {tomlkind.kind(value)}")
             return default
         if not span[0] <= value <= span[1]:
             self.add(self.path(key), f"must be {span[0]}..{span[1]}, not {value}")
@@ -380,26 +381,12 @@ class _Checker:
     ) -> float:
         value = tbl.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            self.add(self.path(key), f"must be a number of seconds, not {_kind(value)}")
+            self.add(self.path(key), f"must be a number of seconds, not {tomlkind.kind(value)}")
             return default
         if not span[0] <= value <= span[1]:
             self.add(self.path(key), f"must be {span[0]:g}..{span[1]:g} s, not {value:g}")
             return default
         return float(value)
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return type(value).__name__
 
 
 def parse_duration(value: Any) -> int:
@@ -415,7 +402,9 @@ def parse_duration(value: Any) -> int:
         d, h, mi, s = (int(g) if g else 0 for g in m.groups())
         seconds = ((d * 24 + h) * 60 + mi) * 60 + s
     else:
-        raise ValueError(f'a duration is "10m", "2h" or a number of seconds, not {_kind(value)}')
+        raise ValueError(
+            f'a duration is "10m", "2h" or a number of seconds, not {tomlkind.kind(value)}'
+        )
     if not 1 <= seconds <= MAX_DURATION_S:
         raise ValueError(f"must be 1 s..30 days, not {seconds} s")
     return seconds
@@ -454,7 +443,7 @@ def _deadlines(value: Any, c: _Checker) -> dict[int, Deadlines]:
     if value is None:
         return out
     if not isinstance(value, dict):
-        c.add(where, f"must be a table ([{where}]), not {_kind(value)}")
+        c.add(where, f"must be a table ([{where}]), not {tomlkind.kind(value)}")
         return out
     c.keys(value, tuple(_BY_NAME), where)
     for name, level in _BY_NAME.items():
@@ -464,7 +453,9 @@ def _deadlines(value: Any, c: _Checker) -> dict[int, Deadlines]:
         path = f"{where}.{name}"
         if not isinstance(inner, dict):
             c.add(
-                path, f'must be a table like {{ ack = "10m", resolve = "2h" }}, not {_kind(inner)}'
+                path,
+                'must be a table like { ack = "10m", resolve = "2h" }, '
+                f"not {tomlkind.kind(inner)}",
             )
             continue
         c.keys(inner, DEADLINE_KEYS, path)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deskline import escpolicy
+from deskline import escpolicy, tomlkind
 from deskline.errors import DesklineError
 from deskline.firmware import cfgcheck
 from deskline.floormodel import Account, Agent, Desk, Floor, Queue, WrapCode
@@ -260,7 +260,7 @@ def _table(value: Any, where: str, rep: _Report) -> dict[str, Any] | None:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        rep.add(where, f"must be a table ([{where}]), not {_kind(value)}")
+        rep.add(where, f"must be a table ([{where}]), not {tomlkind.kind(value)}")
         return None
     return value
 
@@ -275,26 +275,10 @@ def _tables(value: Any, where: str, rep: _Report, kind: str) -> dict[str, dict[s
             rep.add(path, f"{kind} name must be 1-64 letters, digits, '-' or '_'")
             continue
         if not isinstance(inner, dict):
-            rep.add(path, f"must be a table ([{path}]), not {_kind(inner)}")
+            rep.add(path, f"must be a table ([{path}]), not {tomlkind.kind(inner)}")
             continue
         out[key] = inner
     return out
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int):
-        return "a number"
-    if isinstance(value, float):
-        return "a decimal number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return type(value).__name__
 
 
 # --- typed values: each reports under its own key path and returns a usable default
@@ -303,7 +287,7 @@ def _kind(value: Any) -> str:
 def _str(tbl: Mapping[str, Any], key: str, where: str, rep: _Report, default: str) -> str:
     value = tbl.get(key, default)
     if not isinstance(value, str):
-        rep.add(_join(where, key), f"must be a string in quotes, not {_kind(value)}")
+        rep.add(_join(where, key), f"must be a string in quotes, not {tomlkind.kind(value)}")
         return default
     return value
 
@@ -332,7 +316,7 @@ def _int(
     value = tbl.get(key, default)
     # bool is an int in Python; `acw_s = true` is a mistake, not 1.
     if isinstance(value, bool) or not isinstance(value, int):
-        rep.add(_join(where, key), f"must be a whole number, not {_kind(value)}")
+        rep.add(_join(where, key), f"must be a whole number, not {tomlkind.kind(value)}")
         return default
     if span is not None and not span[0] <= value <= span[1]:
         rep.add(_join(where, key), f"must be {span[0]}..{span[1]}, not {value}")
@@ -343,7 +327,7 @@ def _int(
 def _bool(tbl: Mapping[str, Any], key: str, where: str, rep: _Report, default: bool) -> bool:
     value = tbl.get(key, default)
     if not isinstance(value, bool):
-        rep.add(_join(where, key), f"must be true or false (no quotes), not {_kind(value)}")
+        rep.add(_join(where, key), f"must be true or false (no quotes), not {tomlkind.kind(value)}")
         return default
     return value
 
@@ -352,12 +336,12 @@ def _str_list(tbl: Mapping[str, Any], key: str, where: str, rep: _Report) -> lis
     value = tbl.get(key, [])
     path = _join(where, key)
     if not isinstance(value, list):
-        rep.add(path, f'must be a list of names, e.g. ["a", "b"], not {_kind(value)}')
+        rep.add(path, f'must be a list of names, e.g. ["a", "b"], not {tomlkind.kind(value)}')
         return []
     out: list[str] = []
     for i, item in enumerate(value):
         if not isinstance(item, str):
-            rep.add(f"{path}[{i}]", f"must be a string in quotes, not {_kind(item)}")
+            rep.add(f"{path}[{i}]", f"must be a string in quotes, not {tomlkind.kind(item)}")
             continue
         out.append(item)
     return out
