@@ -36,6 +36,7 @@ from deskline.servicelevel import (
     Happening,
     ScopeView,
     ServiceLevel,
+    Snapshot,
     Stats,
     floor_settings,
 )
@@ -90,6 +91,7 @@ class AcdFeed:
         self._floor: Floor | None = None
         self._repeat_days: dict[str, int] = {}
         self._wrapup_pos: int | None = None
+        self.lit: Snapshot | None = None  # the figures the lights were last judged by
 
     # --- configuration ------------------------------------------------------------
     def set_floor(self, floor: Floor | None) -> None:
@@ -202,7 +204,7 @@ class AcdFeed:
         floor = self._floor
         if floor is None or not self.caught_up:
             return
-        snap = self.sl.snapshot(now, history=False)
+        snap = self.lit = self.sl.snapshot(now, history=False)
         judged: dict[str, tuple[int, FloorLight]] = {}  # scope key -> (band, light)
 
         def judge(key: str, view: ScopeView, account: str) -> tuple[int, FloorLight]:
@@ -250,12 +252,16 @@ class AcdFeed:
         except (ValueError, ArithmeticError) as e:
             return {"error": str(e)}
 
-    def summary(self, now: float | None = None) -> list[dict[str, Any]]:
-        """One line per account for the terminal floor view: its light and today."""
-        floor = self._floor
-        if floor is None:
+    def summary(self) -> list[dict[str, Any]]:
+        """One line per account for the terminal floor view: its light and today.
+
+        From the figures the lights were last judged by (at most LIGHTS_S
+        old), so a view polled often costs no snapshot of its own and shows
+        each band beside the figure that set it.
+        """
+        floor, snap = self._floor, self.lit
+        if floor is None or snap is None:
             return []
-        snap = self.sl.snapshot(time.time() if now is None else now, history=False)
         out = []
         for key, view in sorted(snap.accounts.items()):
             acct = floor.accounts.get(key)
