@@ -94,25 +94,17 @@ def record(cur: sqlite3.Cursor, changes: list[Change], repeat_days: dict[str, in
 
 
 def _entered(cur: sqlite3.Cursor, ch: Entered, repeat_days: dict[str, int]) -> Repeat | None:
-    known = cur.execute("SELECT 1 FROM acd_calls WHERE uniqueid = ?", (ch.uniqueid,)).fetchone()
-    if known:  # a replay: the row and its repeat flag are already there
-        return None
-    cur.execute(
-        "INSERT INTO acd_calls (uniqueid, queue, account, callerid, entered, origposition)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (ch.uniqueid, ch.queue, ch.account, ch.callerid, ch.at, ch.origposition),
-    )
+    if not _insert(cur, ch.uniqueid, ch.queue, ch.account, ch.callerid, ch.at, ch.origposition):
+        return None  # a replay: the row and its repeat flag are already there
     return _flag_repeat(cur, ch.uniqueid, ch.account, ch.callerid, ch.at, repeat_days)
 
 
 def _ended(cur: sqlite3.Cursor, ch: Ended, repeat_days: dict[str, int]) -> None:
     # A call whose ENTERQUEUE the feed never saw (the log started mid-call)
     # still gets its row from the end record.
-    inserted = cur.execute(
-        "INSERT INTO acd_calls (uniqueid, queue, account, callerid, entered, origposition)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (uniqueid) DO NOTHING",
-        (ch.uniqueid, ch.queue, ch.account, ch.callerid, ch.entered, ch.origposition),
-    ).rowcount
+    inserted = _insert(
+        cur, ch.uniqueid, ch.queue, ch.account, ch.callerid, ch.entered, ch.origposition
+    )
     cur.execute(
         "UPDATE acd_calls SET connected = coalesce(?, connected), ended = ?, outcome = ?,"
         " agent = coalesce(?, agent), hold_s = coalesce(?, hold_s), talk_s = ?,"
@@ -134,6 +126,25 @@ def _ended(cur: sqlite3.Cursor, ch: Ended, repeat_days: dict[str, int]) -> None:
     )
     if inserted:
         _flag_repeat(cur, ch.uniqueid, ch.account, ch.callerid, ch.entered, repeat_days)
+
+
+def _insert(
+    cur: sqlite3.Cursor,
+    uniqueid: str,
+    queue: str,
+    account: str | None,
+    callerid: str,
+    entered: float,
+    origposition: int | None,
+) -> bool:
+    """Whether the call is new: a replay finds its row there already."""
+    return bool(
+        cur.execute(
+            "INSERT INTO acd_calls (uniqueid, queue, account, callerid, entered, origposition)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (uniqueid) DO NOTHING",
+            (uniqueid, queue, account, callerid, entered, origposition),
+        ).rowcount
+    )
 
 
 def _flag_repeat(
