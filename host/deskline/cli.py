@@ -142,6 +142,8 @@ def do_daemon(args: argparse.Namespace) -> int:
         baud=args.baud,
         http=args.http or "",
         public_url=args.public_url or "",
+        web_public=args.web_public,
+        state=state,
         acd=AcdOptions(
             queue_log=Path(args.queue_log),
             callstatus_log=Path(args.callstatus_log or state / "callstatus_log"),
@@ -174,12 +176,14 @@ def do_devices(args: argparse.Namespace) -> int:
 
 
 def do_status(args: argparse.Namespace) -> int:
-    from deskline.statusview import watch
+    from deskline.statusview import fetch_snapshot, watch
 
     if args.json:
-        return 0 if _ask(args, {"op": "status"}).get("ok") else 1
+        print(json.dumps(fetch_snapshot(_control(args)), indent=2))
+        return 0
     try:
-        return watch(_control(args), interval=args.interval, once=args.once)
+        once = args.once or not args.watch
+        return watch(_control(args), interval=args.interval, once=once, health=args.health)
     except KeyboardInterrupt:
         return 0
 
@@ -309,6 +313,7 @@ FEATURE_CLIS: tuple[str, ...] = (
     "cli_sla",
     "cli_bundle",
     "cli_update",
+    "cli_supervisor",
 )
 
 
@@ -398,7 +403,15 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     )
     dm.add_argument("--log-json", action="store_true", help="one JSON object per log line")
     dm.add_argument(
-        "--http", help="serve HTTP (the client's escalation callbacks) on HOST:PORT, e.g. :8080"
+        "--http",
+        help="serve HTTP on HOST:PORT, e.g. :8080: the supervisors' floor dashboard and API, "
+        "/metrics, and the client's escalation callbacks",
+    )
+    dm.add_argument(
+        "--web-public",
+        action="store_true",
+        help="let anyone who reaches --http read the floor view (a wall screen); actions "
+        "still need a supervisor (deskline supervisor add NAME)",
     )
     dm.add_argument(
         "--public-url", help="the --http address as the client's system reaches it (callback links)"
@@ -419,10 +432,16 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     control_opts(dv)
     handlers["devices"] = do_devices
 
-    st = sub.add_parser("status", help="the live floor in the terminal")
+    st = sub.add_parser(
+        "status", help="the floor in the terminal: desks, service level, escalations, health"
+    )
     control_opts(st)
-    st.add_argument("--interval", type=float, default=0.5)
-    st.add_argument("--once", action="store_true", help="print once and exit")
+    st.add_argument("--watch", action="store_true", help="keep the floor on screen, live")
+    st.add_argument("--interval", type=float, default=0.5, help="seconds between --watch updates")
+    st.add_argument("--once", action="store_true", help="print once and exit (the default)")
+    st.add_argument(
+        "--health", action="store_true", help="every console's health, not only problems"
+    )
     handlers["status"] = do_status
 
     co = sub.add_parser("console", help="commands to one console through the daemon")

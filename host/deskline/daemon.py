@@ -29,11 +29,16 @@ from deskline.errors import DesklineError
 from deskline.escalations import EscalationService
 from deskline.floorconfig import FloorWatcher
 from deskline.floormodel import Floor
+from deskline.floorview import FloorView
+from deskline.livefeed import LiveFeed
 from deskline.portworker import PortWorker
 from deskline.session import ONLINE, Command, FloorLight
 from deskline.store import Batch, HelloOutcome, Store
 from deskline.update import UpdateJob, Updater
 from deskline.web import WebServer, create_app, escalation_routes, parse_address
+from deskline.webapi import api_routes
+from deskline.webauth import WebAuth, auth_routes
+from deskline.webui import ui_routes
 from deskline.wire import codec
 from deskline.writer import StoreWriter
 
@@ -72,6 +77,8 @@ class DaemonOptions:
     http: str = ""  # HOST:PORT of the HTTP side (client callbacks); "" = none
     public_url: str = ""  # how the client's system reaches it, for callback links
     acd: AcdOptions | None = None  # the ACD's queue_log to follow (service level)
+    web_public: bool = False  # the floor view may be read without a login (a wall screen)
+    state: Path | None = None  # supervisors and the web secret; default: the store's folder
 
 
 def default_paths(state_dir: Path | None = None) -> tuple[Path, Path]:
@@ -98,6 +105,8 @@ class Daemon:
         self.updater = Updater(self.by_device.get)  # `deskline update` jobs (update.py)
         self.escalations: EscalationService | None = None
         self.web: WebServer | None = None
+        self.view = FloorView(self)
+        self.feed = LiveFeed(self.view, self._help_shown)
 
     # --- life cycle -----------------------------------------------------------------
     async def run(self) -> None:
@@ -122,8 +131,10 @@ class Daemon:
         ]
         if self.acd is not None:
             tasks.append(asyncio.create_task(self.acd.run(), name="acd"))
+        tasks.append(asyncio.create_task(self.feed.run(), name="floor view"))
         await self._stop.wait()
         log.info("stopping", extra=_NOBODY)
+        self.feed.close()  # ends the dashboards' streams, so the HTTP side can stop
         for t in tasks:
             t.cancel()
         self._server.close()
@@ -487,8 +498,39 @@ class Daemon:
         return {"ok": True, "port": worker.device, "device": worker.device_id}
 
     async def _op_reload(self, req: dict[str, Any]) -> dict[str, Any]:
+        errors = await self.reload_floor()
+        return {"ok": not errors, "errors": errors}
+
+    async def reload_floor(self) -> list[str]:
+        """Re-reads the floor file now and pushes what changed; its errors, if any."""
         await self._check_floor(force=True)
-        return {"ok": not self.floor_errors, "errors": self.floor_errors}
+        return list(self.floor_errors)
+
+    async def reboot_console(self, device_id: str) -> dict[str, Any]:
+        return await self._run_command(self._worker({"device": device_id}), "reboot", mode=0)
+
+    async def push_config(self, device_id: str) -> dict[str, Any]:
+        """Sends the console its account's config again, even at the version it reports."""
+        worker = self._worker({"device": device_id})
+        session = worker.session
+        if session is None or session.state != ONLINE or worker.state != "open":
+            raise DesklineError(f"console {device_id} is offline: its config goes when it is back")
+        config = await self.writer.call(lambda store: store.config_for_console(device_id))
+        if config is None:
+            raise DesklineError(
+                f"console {device_id} is on no desk of the floor config, so it has no account "
+                "config: add a desk naming it"
+            )
+        session.want_config(config, time.monotonic(), force=True)
+        worker.poke()
+        return {"device": device_id, "version": config[0]}
+
+    async def _op_dashboard(self, req: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, **await self.feed.snapshot()}
+
+    async def _help_shown(self) -> None:
+        if self.escalations is not None:
+            await self.escalations.help_shown("shown on the floor dashboard")
 
     async def _op_sla(self, req: dict[str, Any]) -> dict[str, Any]:
         if self.acd is None:
@@ -547,11 +589,24 @@ class Daemon:
         self.escalations = svc
         if self.opts.http:
             host, port = parse_address(self.opts.http)
-            self.web = WebServer(create_app(escalation_routes(svc)), host, port)
+            auth = WebAuth(self.opts.state or self.opts.db.parent, public_read=self.opts.web_public)
+            routes = [
+                *escalation_routes(svc),
+                *auth_routes(auth),
+                *api_routes(self, self.feed, auth),
+                *ui_routes(auth),
+            ]
+            self.web = WebServer(create_app(routes), host, port)
             await self.web.start()
             if not self.opts.public_url and host not in ("0.0.0.0", "::"):
                 svc.public_url = self.web.url
-            log.info("HTTP (client callbacks) on %s", self.web.url, extra=_NOBODY)
+            log.info(
+                "HTTP on %s: floor dashboard at %s/ (%s), client callbacks",
+                self.web.url,
+                self.web.url,
+                "readable without a login" if self.opts.web_public else "supervisors log in",
+                extra=_NOBODY,
+            )
         await svc.start()
 
     async def _stop_escalations(self) -> None:

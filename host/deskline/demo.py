@@ -40,7 +40,7 @@ from deskline.floorconfig import demo_floor_toml, parse_floor
 from deskline.sim.client import Answer, ClientSystem
 from deskline.sim.floor import VirtualFloor
 from deskline.sim.scenario import Scenario
-from deskline.statusview import status_table
+from deskline.statusview import fetch_snapshot, floor_view
 
 
 def _say(text: str) -> None:
@@ -240,7 +240,7 @@ def _live(sock: Path, stop: threading.Event, end: float | None) -> None:
     with Live(console=Console(), auto_refresh=False, screen=False) as live:
         while not stop.is_set() and (end is None or time.monotonic() < end):
             try:
-                live.update(status_table(control.request(sock, {"op": "status"})), refresh=True)
+                live.update(floor_view(fetch_snapshot(sock)), refresh=True)
             except DesklineError as e:
                 live.update(Text(str(e), style="bold red"), refresh=True)
             stop.wait(0.5)

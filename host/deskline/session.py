@@ -137,6 +137,7 @@ class Session:
         self.config_push: _ConfigPush | None = None
         self.config_wanted: tuple[int, bytes] | None = None
         self._config_retry_at = 0.0
+        self._config_force = False  # push config_wanted even at the version the console runs
         self.config_failures = 0
         # An update's file on its way (xferout.py) and those queued behind
         # it; one XFER at a time, so a config push waits for them and they
@@ -280,9 +281,13 @@ class Session:
         if self.state == ONLINE:
             self._floor()
 
-    def want_config(self, config: tuple[int, bytes] | None, now: float) -> None:
-        """The floor config changed: push it unless the console runs it already."""
+    def want_config(
+        self, config: tuple[int, bytes] | None, now: float, force: bool = False
+    ) -> None:
+        """The floor config changed: push it unless the console runs it already
+        (force: a supervisor asked to push it again all the same)."""
         self.config_wanted = config
+        self._config_force = force
         self.config_failures = 0
         self._config_retry_at = now
         self._tick_config(now)
@@ -415,8 +420,9 @@ class Session:
         if self.file_send is not None or self.file_queue or self.file_ending:
             return  # after the update's files
         version, raw = wanted
-        if self.hello.get("config_version") == version:
+        if self.hello.get("config_version") == version and not self._config_force:
             return
+        self._config_force = False
         self._xfer = (self._xfer % 0xFFFF) + 1
         push = _ConfigPush(version, raw, self._xfer, self._next_cmd())
         self.config_push = push
