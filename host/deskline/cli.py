@@ -100,6 +100,8 @@ def do_demo(args: argparse.Namespace) -> int:
         workdir=Path(args.dir) if args.dir else None,
         seed=args.seed,
         view=not args.no_view,
+        http=args.http,
+        open_browser=not args.no_browser,
     )
 
 
@@ -488,6 +490,15 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     de.add_argument("--dir", help="work directory (default: a new temp dir)")
     de.add_argument("--seed", type=int, default=1, help="the shift's random seed")
     de.add_argument("--no-view", action="store_true", help="do not show the live floor here")
+    de.add_argument(
+        "--http",
+        default="127.0.0.1:8080",
+        help="where the floor dashboard is served (default 127.0.0.1:8080; "
+        "another free port when that one is taken)",
+    )
+    de.add_argument(
+        "--no-browser", action="store_true", help="do not open the dashboard in a browser"
+    )
     handlers["demo"] = do_demo
     for name in FEATURE_CLIS:
         importlib.import_module(f"deskline.{name}").register(sub, handlers)

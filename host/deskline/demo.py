@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import webbrowser
 from pathlib import Path
 
 from rich.console import Console
@@ -41,6 +42,8 @@ from deskline.sim.client import Answer, ClientSystem
 from deskline.sim.floor import VirtualFloor
 from deskline.sim.scenario import Scenario
 from deskline.statusview import fetch_snapshot, floor_view
+from deskline.supervisors import Supervisors, path_in
+from deskline.web import parse_address
 
 
 def _say(text: str) -> None:
@@ -53,6 +56,8 @@ def run_demo(
     workdir: Path | None = None,
     seed: int = 1,
     view: bool = True,
+    http: str = "127.0.0.1:8080",
+    open_browser: bool = True,
 ) -> int:
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="deskline-demo-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -78,6 +83,11 @@ def run_demo(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
+    address = _address(http)
+    password = secrets.token_urlsafe(9)
+    state.mkdir(parents=True, exist_ok=True)
+    Supervisors(path_in(state)).add(DEMO_SUPERVISOR, password)
+    dashboard = f"http://{address}/"
     _say(f"Deskline demo in {work}")
     _say(f"  starting {len(ids)} virtual consoles (the real firmware on MicroPython) ...")
     vfloor = VirtualFloor(work / "floor", ids, seed=seed)
@@ -105,7 +115,8 @@ def run_demo(
                 "--interval",
                 "15",
                 "--http",
-                f"127.0.0.1:{_free_port()}",
+                address,
+                "--web-public",
             ],
             stdout=log,
             stderr=log,
@@ -118,7 +129,11 @@ def run_demo(
         cli = shutil.which("deskline") or str(Path(sys.executable).parent / "deskline")
         env = f"DESKLINE_CONTROL={sock} {cli}"
         _say(
-            "\nThe floor is live.  Where to look (in another terminal):\n"
+            f"\nThe floor is live.  The supervisors' dashboard:  {dashboard}\n"
+            f"  (anyone may watch; to acknowledge, reboot or push config, log in as "
+            f"{DEMO_SUPERVISOR!r} with password {password!r})\n"
+            f"  {dashboard}api/v1/openapi.json   the REST API;  {dashboard}metrics   Prometheus\n"
+            "\nMore, in another terminal:\n"
             f"  {env} status        the floor: desks, LEDs, events/s, link health\n"
             f"  {env} devices       consoles: port, firmware, heartbeat, heap, resets\n"
             f"  {env} sla           service level per queue and account, every variant\n"
@@ -133,6 +148,8 @@ def run_demo(
             f"  {cli} sim panel --socket {vfloor.panel(ids[0])} state   one desk's panel\n"
             "Ctrl-C stops everything.\n"
         )
+        if open_browser:
+            _open_browser(dashboard)
         end = time.monotonic() + seconds if seconds else None
         if view and sys.stdout.isatty():
             _live(sock, stop, end)
@@ -199,10 +216,32 @@ def _client_answers(body: dict[str, object]) -> Answer:
     return Answer(ack_after_s=2.0 + h % 5, resolve_after_s=12.0 + h % 20)
 
 
-def _free_port() -> int:
+DEMO_SUPERVISOR = "supervisor"
+
+
+def _address(http: str) -> str:
+    """HOST:PORT for the dashboard: the one asked for, or a free port on that host."""
+    host, port = parse_address(http)
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind((host, port))
+        except OSError:
+            s.bind((host, 0))  # 8080 taken: any free port, printed below
+        return f"{host}:{s.getsockname()[1]}"
+
+
+def _open_browser(url: str) -> None:
+    """Opens the dashboard where there is a screen to open it on; says so either way."""
+    if not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform == "darwin"
+    ):
+        return
+    try:
+        opened = webbrowser.open(url, new=2)
+    except webbrowser.Error:
+        opened = False
+    if opened:
+        _say(f"  opened {url} in your browser")
 
 
 def _wait_daemon(sock: Path, daemon: subprocess.Popen[bytes]) -> None:
