@@ -207,7 +207,6 @@ class WebServer:
             if time.monotonic() > deadline:
                 raise DesklineError(f"the HTTP server on {self.url} did not start")
             await asyncio.sleep(0.01)
-        log.info("HTTP on %s", self.url)
 
     async def stop(self) -> None:
         if self._server is None or self._task is None:
