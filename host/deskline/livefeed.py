@@ -59,6 +59,7 @@ class LiveFeed:
         self._watchers = 0
         self._closed = False
         self._lock = asyncio.Lock()
+        self._asleep = False  # run() waits for a reader: the sections may be old
 
     # --- readers --------------------------------------------------------------------
     async def snapshot(self) -> dict[str, Any]:
@@ -74,7 +75,7 @@ class LiveFeed:
         """Rebuilds these sections now (after an action, so its effect shows at once)."""
         async with self._lock:
             for name in names:
-                await self._build(name, time.monotonic())
+                await self._build_logged(name, time.monotonic())
 
     async def watch(self) -> AsyncGenerator[tuple[str, int, dict[str, Any]], None]:
         """("snapshot", version, whole) first, then (section, version, {section: ...})."""
@@ -92,19 +93,20 @@ class LiveFeed:
                         )
                     )
                 self._last_read = time.monotonic()
-                for name in SECTIONS:
-                    v = self.versions.get(name)
-                    if v is not None and v != seen.get(name):
-                        seen[name] = v
-                        yield (
-                            name,
-                            v,
-                            {
-                                "version": v,
-                                "generated": self.view.clock(),
-                                name: self.sections[name],
-                            },
-                        )
+                # Oldest change first, chosen afresh after each yield: versions grow
+                # even when sections change while this watcher is busy.
+                while changed := [(v, n) for n, v in self.versions.items() if v != seen.get(n)]:
+                    v, name = min(changed)
+                    seen[name] = v
+                    yield (
+                        name,
+                        v,
+                        {
+                            "version": v,
+                            "generated": self.view.clock(),
+                            name: self.sections[name],
+                        },
+                    )
         finally:
             self._watchers -= 1
 
@@ -128,6 +130,7 @@ class LiveFeed:
     async def run(self) -> None:
         while not self._closed:
             if self._idle():
+                self._asleep = True
                 self._wake.clear()
                 await self._wake.wait()
                 continue
@@ -135,25 +138,33 @@ class LiveFeed:
             async with self._lock:
                 for name in SECTIONS:
                     if now >= self._due.get(name, 0.0):
-                        try:
-                            await self._build(name, now)
-                        except Exception:
-                            log.exception("floor view: section %s failed", name, extra=_NOBODY)
-                            self._due[name] = now + BEATS[name]
+                        await self._build_logged(name, now)
             await asyncio.sleep(TICK_S)
 
     def _idle(self) -> bool:
         return self._watchers == 0 and time.monotonic() - self._last_read > IDLE_S
 
     async def _touch(self) -> None:
-        was_idle = self._idle() or not self.sections
+        quiet = self._idle()
         self._last_read = time.monotonic()
-        if was_idle:
+        try:
+            # Under the lock: a reader arriving during a build waits for it
+            # rather than reading half a snapshot (or building it again).
             async with self._lock:
-                now = time.monotonic()
-                for name in SECTIONS:
-                    await self._build(name, now)
+                if quiet or self._asleep or len(self.sections) < len(SECTIONS):
+                    now = time.monotonic()
+                    for name in SECTIONS:
+                        await self._build_logged(name, now)
+                self._asleep = False
+        finally:
             self._wake.set()
+
+    async def _build_logged(self, name: str, now: float) -> None:
+        try:
+            await self._build(name, now)
+        except Exception:
+            log.exception("floor view: section %s failed", name, extra=_NOBODY)
+            self._due[name] = now + BEATS[name]
 
     async def _build(self, name: str, now: float) -> None:
         self._due[name] = now + BEATS[name]
