@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.deskline-installed
 
-.PHONY: all demo test lint typecheck bench clean
+.PHONY: all demo test browser lint typecheck bench clean
 
 all: test
 
@@ -20,7 +20,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/deskline demo
 
-test: $(STAMP)
+# The dashboard's browser tests drive Debian's chromium (apt, once; a no-op
+# when it is there). `make demo` does not need it.
+browser:
+	@sh tools/install-browser.sh
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -38,4 +43,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/update.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info host/*.egg-info
+	rm -rf $(VENV) build artifacts *.egg-info host/*.egg-info

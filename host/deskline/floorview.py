@@ -225,7 +225,9 @@ class FloorView:
             acct = names.get(r.get("account") or "")
             deadline, left = r.get("deadline"), r.get("left_s")
             raised = r.get("raised") or now
-            if r.get("breached") or r["status"] == "breached":
+            # Past its deadline is breached on the screen at once, before the
+            # escalation service's sweep marks it so in the store.
+            if r.get("breached") or r["status"] == "breached" or (left is not None and left < 0):
                 urgency = "breached"
             elif deadline is None:
                 urgency = "no_deadline"

@@ -12,18 +12,19 @@ once; the pages themselves are never cached, since they depend on who asks.
 from __future__ import annotations
 
 import hashlib
-import inspect
 from functools import cache
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote, urlsplit
 
 import jinja2
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
+
+from deskline.webauth import AuthError
 
 HERE = Path(__file__).parent / "dashboard"
 TEMPLATES = HERE / "templates"
@@ -47,12 +48,8 @@ _IMMUTABLE = "public, max-age=31536000, immutable"
 class ReadAuth(Protocol):
     """What the page needs of the daemon's web auth (webauth.WebAuth)."""
 
-    def check_read(self, request: Request) -> object:
-        """The principal, or None on a public floor; raises an error with `http` 401."""
-
-
-def _needs_login(exc: Exception) -> bool:
-    return any(getattr(exc, attr, None) == 401 for attr in ("http", "status", "status_code"))
+    def check_read(self, request: HTTPConnection) -> object:
+        """The supervisor, or None on a public floor; AuthError 401 when a login is needed."""
 
 
 def safe_next(target: str | None) -> str:
@@ -104,12 +101,10 @@ def ui_routes(auth: ReadAuth) -> list[BaseRoute]:
 
     async def dashboard(request: Request) -> Response:
         try:
-            checked = auth.check_read(request)
-            if inspect.isawaitable(checked):
-                await checked
-        except Exception as exc:
-            if not _needs_login(exc):
-                raise
+            auth.check_read(request)
+        except AuthError as e:
+            if e.http != 401:
+                return e.response()
             here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/login?next={quote(here, safe='/')}", status_code=303)
         return render("dashboard.html", wall=request.query_params.get("wall") == "1")
