@@ -22,7 +22,7 @@ from deskline.sim.console import VirtualConsole
 
 SECRET = "live-floor-secret"
 SECRET_ENV = "DESKLINE_LIVEFLOOR_SECRET"
-PASSWORD = "correct horse battery"
+SUPERVISOR, PASSWORD = "sam", "correct horse battery"
 
 
 def free_port() -> int:
@@ -97,9 +97,11 @@ class LiveFloor:
             ]
             for vc in self.vcs:
                 vc.start()
-        deskline("supervisor", "add", "sam", "--password-stdin", stdin=PASSWORD, state=self.state)
+        deskline(
+            "supervisor", "add", SUPERVISOR, "--password-stdin", stdin=PASSWORD, state=self.state
+        )
         self.token = deskline(
-            "supervisor", "token", "sam", "--label", "tests", "--json", state=self.state
+            "supervisor", "token", SUPERVISOR, "--label", "tests", "--json", state=self.state
         )
         self.token = _token_of(self.token)
         port = free_port()
