@@ -3,16 +3,15 @@ bearer tokens, the read and action rules, and the login throttle."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from asgiclient import AsgiClient
 from deskline.supervisors import ScryptParams
 from deskline.webauth import (
     COOKIE,
@@ -61,33 +60,6 @@ def make_app(auth: WebAuth) -> Starlette:
     )
 
 
-class TestClient:
-    """A synchronous face on httpx over ASGI (Starlette's TestClient wants httpx2)."""
-
-    __test__ = False
-
-    def __init__(self, app: Starlette) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        )
-        self.cookies = self._http.cookies
-
-    def get(self, url: str, **kw: Any) -> httpx.Response:
-        return self._loop.run_until_complete(self._http.get(url, **kw))
-
-    def post(self, url: str, **kw: Any) -> httpx.Response:
-        return self._loop.run_until_complete(self._http.post(url, **kw))
-
-    def __enter__(self) -> TestClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.run_until_complete(self._http.aclose())
-        self._loop.run_until_complete(self._loop.shutdown_default_executor())
-        self._loop.close()
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -101,12 +73,12 @@ def auth(tmp_path: Path, clock: Clock) -> WebAuth:
 
 
 @pytest.fixture
-def client(auth: WebAuth) -> Iterator[TestClient]:
-    with TestClient(make_app(auth)) as c:
+def client(auth: WebAuth) -> Iterator[AsgiClient]:
+    with AsgiClient(make_app(auth)) as c:
         yield c
 
 
-def login(client: TestClient, user: str = "ann", password: str = PASSWORD) -> httpx.Response:
+def login(client: AsgiClient, user: str = "ann", password: str = PASSWORD) -> httpx.Response:
     return client.post("/api/v1/login", json={"user": user, "password": password})
 
 
@@ -119,7 +91,7 @@ def test_the_web_secret_is_made_once_and_private(tmp_path: Path) -> None:
         load_secret(tmp_path)
 
 
-def test_login_sets_a_strict_httponly_session_cookie(client: TestClient) -> None:
+def test_login_sets_a_strict_httponly_session_cookie(client: AsgiClient) -> None:
     r = client.get("/api/v1/whoami")
     assert r.json() == {
         "ok": True,
@@ -143,7 +115,7 @@ def test_login_sets_a_strict_httponly_session_cookie(client: TestClient) -> None
 
 
 def test_a_wrong_password_and_an_unknown_user_read_the_same(
-    client: TestClient, caplog: pytest.LogCaptureFixture
+    client: AsgiClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="deskline.web"):
         wrong = login(client, password="not it at all")
@@ -166,7 +138,7 @@ def test_a_wrong_password_and_an_unknown_user_read_the_same(
     assert "supervisor ann logged in" in text and PASSWORD not in text
 
 
-def test_login_wants_json(client: TestClient) -> None:
+def test_login_wants_json(client: AsgiClient) -> None:
     r = client.post("/api/v1/login", data={"user": "ann", "password": PASSWORD})
     assert r.status_code == 415 and r.json()["code"] == "json_required"
     r = client.post("/api/v1/login", content=b"[1]", headers={"content-type": "application/json"})
@@ -177,7 +149,7 @@ def test_login_wants_json(client: TestClient) -> None:
     assert r.status_code == 413
 
 
-def test_actions_need_a_supervisor(client: TestClient, auth: WebAuth) -> None:
+def test_actions_need_a_supervisor(client: AsgiClient, auth: WebAuth) -> None:
     r = client.post("/api/v1/consoles/desk-01/reboot", json={})
     assert r.status_code == 401 and r.json()["code"] == "login_required"
     assert "log in as a supervisor" in r.json()["error"]
@@ -205,7 +177,7 @@ def test_actions_need_a_supervisor(client: TestClient, auth: WebAuth) -> None:
 
 def test_with_no_supervisors_the_refusal_says_how_to_add_one(tmp_path: Path) -> None:
     auth = WebAuth(tmp_path, public_read=True, scrypt=FAST)
-    with TestClient(make_app(auth)) as client:
+    with AsgiClient(make_app(auth)) as client:
         r = client.post("/api/v1/consoles/desk-01/reboot", json={})
     assert r.status_code == 401 and "deskline supervisor add NAME" in r.json()["error"]
 
@@ -215,7 +187,7 @@ def test_read_rules(tmp_path: Path, public: bool) -> None:
     auth = WebAuth(tmp_path, public_read=public, scrypt=FAST)
     auth.supervisors.add("ann", PASSWORD)
     _, token = auth.supervisors.issue_token("ann")
-    with TestClient(make_app(auth)) as client:
+    with AsgiClient(make_app(auth)) as client:
         r = client.get("/api/v1/floor")
         if public:
             assert r.status_code == 200 and r.json()["who"] is None
@@ -233,13 +205,13 @@ def test_read_rules(tmp_path: Path, public: bool) -> None:
         assert client.post("/api/v1/consoles/d/reboot", json={}).status_code == 401
 
 
-def session_of(client: TestClient) -> str:
+def session_of(client: AsgiClient) -> str:
     value = client.cookies.get(COOKIE)
     assert value
     return value
 
 
-def test_a_tampered_cookie_is_nobody(client: TestClient, auth: WebAuth) -> None:
+def test_a_tampered_cookie_is_nobody(client: AsgiClient, auth: WebAuth) -> None:
     login(client)
     value = session_of(client)
     body, mac = value.split(".")
@@ -255,7 +227,7 @@ def test_a_tampered_cookie_is_nobody(client: TestClient, auth: WebAuth) -> None:
     assert r.status_code == 401 and "session has ended" in r.json()["error"]
 
 
-def test_a_session_lasts_a_shift(client: TestClient, auth: WebAuth, clock: Clock) -> None:
+def test_a_session_lasts_a_shift(client: AsgiClient, auth: WebAuth, clock: Clock) -> None:
     login(client)
     value = session_of(client)
     clock.now += SESSION_S - 1
@@ -266,7 +238,7 @@ def test_a_session_lasts_a_shift(client: TestClient, auth: WebAuth, clock: Clock
     assert who.json()["user"] is None and "Max-Age=0" in who.headers["set-cookie"]
 
 
-def test_a_new_password_or_removal_ends_sessions(client: TestClient, auth: WebAuth) -> None:
+def test_a_new_password_or_removal_ends_sessions(client: AsgiClient, auth: WebAuth) -> None:
     login(client)
     value = session_of(client)
     auth.supervisors.set_password("ann", "another password")
@@ -279,7 +251,7 @@ def test_a_new_password_or_removal_ends_sessions(client: TestClient, auth: WebAu
     assert auth.session(value) is None
 
 
-def test_a_supervisor_added_meanwhile_can_log_in(client: TestClient, tmp_path: Path) -> None:
+def test_a_supervisor_added_meanwhile_can_log_in(client: AsgiClient, tmp_path: Path) -> None:
     from deskline.supervisors import Supervisors
 
     assert login(client, user="bob", password="password-2").status_code == 401
@@ -288,7 +260,7 @@ def test_a_supervisor_added_meanwhile_can_log_in(client: TestClient, tmp_path: P
 
 
 def test_guessing_is_throttled_but_a_supervisor_is_only_delayed(
-    client: TestClient, auth: WebAuth, clock: Clock
+    client: AsgiClient, auth: WebAuth, clock: Clock
 ) -> None:
     for _ in range(5):
         assert login(client, password="guess").status_code == 401
@@ -331,7 +303,7 @@ def test_the_throttle_counts_per_address_and_per_name(clock: Clock) -> None:
 
 
 def test_a_broken_supervisors_file_lets_nobody_in(
-    client: TestClient, auth: WebAuth, caplog: pytest.LogCaptureFixture
+    client: AsgiClient, auth: WebAuth, caplog: pytest.LogCaptureFixture
 ) -> None:
     login(client)
     _, token = auth.supervisors.issue_token("ann")

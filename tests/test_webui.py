@@ -4,7 +4,6 @@ keeps: the DOM hooks the browser tests rely on, and snapshot text never parsed a
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
@@ -12,8 +11,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from asgiclient import AsgiClient
 from conftest import REPO
 from deskline import webui
 from deskline.webauth import AuthError
@@ -40,29 +39,8 @@ class StubAuth:
             raise AuthError(self.refuse, "login_required", "log in as a supervisor")
 
 
-class Client:
-    """httpx over ASGI, synchronously (Starlette's TestClient wants httpx2)."""
-
-    def __init__(self, app: Starlette) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        )
-
-    def get(self, url: str, **kw: Any) -> httpx.Response:
-        return self._loop.run_until_complete(self._http.get(url, **kw))
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.run_until_complete(self._http.aclose())
-        self._loop.run_until_complete(self._loop.shutdown_default_executor())
-        self._loop.close()
-
-
-def client(auth: StubAuth) -> Client:
-    return Client(Starlette(routes=webui.ui_routes(auth)))
+def client(auth: StubAuth) -> AsgiClient:
+    return AsgiClient(Starlette(routes=webui.ui_routes(auth)))
 
 
 def test_the_dashboard_renders_when_reading_is_allowed() -> None:
