@@ -299,8 +299,10 @@ SCHEMAS: dict[str, Any] = {
         {
             "ok": {"const": True},
             "user": STR_OR_NULL,
+            "via": {"enum": ["cookie", "token", None]},
             "public_read": {"type": "boolean"},
             "can_act": {"type": "boolean"},
+            "expires": NUM_OR_NULL,
         },
     ),
 }
@@ -493,7 +495,16 @@ def document() -> dict[str, Any]:
                     "content": {"application/json": {"schema": _ref("Login")}},
                 },
                 "responses": {
-                    "200": _json(_obj({"ok": {"const": True}, "user": {"type": "string"}}), "in"),
+                    "200": _json(
+                        _obj(
+                            {
+                                "ok": {"const": True},
+                                "user": {"type": "string"},
+                                "expires": NUM_OR_NULL,
+                            }
+                        ),
+                        "in: the session cookie is set",
+                    ),
                     "400": _json(_ERR, "not a JSON login"),
                     "401": _json(_ERR, "wrong user name or password"),
                     "415": _json(_ERR, "not JSON"),
