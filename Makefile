@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/flash.py
 	$(BIN)/python bench/update.py
+	$(BIN)/python bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) build artifacts *.egg-info host/*.egg-info

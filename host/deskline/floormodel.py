@@ -7,6 +7,7 @@ Plain frozen data, built from the floor configuration file
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 
@@ -73,10 +74,16 @@ class Floor:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def desk_for_console(self, device_id: str) -> Desk | None:
+        return self._desk_by_console.get(device_id)
+
+    @cached_property
+    def _desk_by_console(self) -> dict[str, Desk]:
+        # Asked for every desk on every beat of the floor view: a scan would
+        # make that quadratic in the floor's size.
+        out: dict[str, Desk] = {}
         for desk in self.desks.values():
-            if desk.console == device_id:
-                return desk
-        return None
+            out.setdefault(desk.console, desk)
+        return out
 
     def console_config(self, device_id: str) -> dict[str, Any] | None:
         """The config (without version) the console should run, or None."""
