@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import logging
 import time
 from collections import Counter
@@ -500,5 +501,28 @@ def test_only_a_raised_help_request_counts_as_shown(escalation: dict[str, Any]) 
         await feed.refresh("escalations")
         assert shown.calls == 0
         await stream.aclose()
+
+    run(main)
+
+
+def test_every_stream_shares_one_serialisation_of_a_change() -> None:
+    async def main() -> None:
+        view = FakeView()
+        feed = LiveFeed(view)
+        one, two = feed.watch(), feed.watch()
+        await anext(one)
+        await anext(two)
+        view.values["desks"] = [{"desk": "desk-01", "state": "on_call"}]
+        await feed.refresh("desks")
+        (name, version, body), (_, version2, _) = await anext(one), await anext(two)
+        assert version == version2
+        text = feed.event_text(name, version)
+        assert text is not None and text is feed.event_text(name, version)
+        assert json.loads(text) == {**body, "generated": json.loads(text)["generated"]}
+        view.values["desks"] = [{"desk": "desk-01", "state": "wrap_up"}]
+        await feed.refresh("desks")
+        assert feed.event_text(name, version) is None  # that version is gone: dumps it
+        await one.aclose()
+        await two.aclose()
 
     run(main)

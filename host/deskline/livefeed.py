@@ -52,6 +52,7 @@ class LiveFeed:
         self.sections: dict[str, Any] = {}
         self.versions: dict[str, int] = {}
         self._json: dict[str, str] = {}
+        self._events: dict[str, tuple[int, str]] = {}  # section: (version, event JSON)
         self._due: dict[str, float] = {}
         self._cond = asyncio.Condition()
         self._wake = asyncio.Event()
@@ -109,6 +110,18 @@ class LiveFeed:
                     )
         finally:
             self._watchers -= 1
+
+    def event_text(self, name: str, version: int) -> str | None:
+        """A section event's JSON as `watch` gives it, serialised once for every
+        watcher (None when the section has changed since that version)."""
+        if self.versions.get(name) != version:
+            return None
+        cached = self._events.get(name)
+        if cached is None or cached[0] != version:
+            generated = json.dumps(self.view.clock())
+            text = f'{{"version":{version},"generated":{generated},"{name}":{self._json[name]}}}'
+            cached = self._events[name] = (version, text)
+        return cached[1]
 
     @property
     def watchers(self) -> int:

@@ -291,7 +291,7 @@ async def _events(feed: LiveFeed) -> AsyncIterator[bytes]:
             if item is None:
                 return
             name, version, data = item
-            text = json.dumps(data, separators=(",", ":"))
+            text = feed.event_text(name, version) or json.dumps(data, separators=(",", ":"))
             yield f"event: {name}\nid: {version}\ndata: {text}\n\n".encode()
     finally:
         task.cancel()
