@@ -34,9 +34,7 @@ import asyncio
 import json
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -54,8 +52,11 @@ from deskline.floorconfig import demo_floor_toml, parse_floor
 from deskline.floorview import FloorView
 from deskline.livefeed import BEATS
 from deskline.session import ONLINE, FloorLight
-from deskline.sim.console import PanelState, VirtualConsole
+from deskline.sim.console import PanelState
 from deskline.wire import codec
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from livefloor import LiveFloor
 
 TARGET_P99_MS = 1000.0
 TARGET_CORE_PCT = 5.0
@@ -68,12 +69,6 @@ PANEL_STATES = {"ON CALL": "on_call", "WRAP-UP": "wrap_up", "READY": "ready"}
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def panel_state(s: PanelState) -> str | None:
@@ -141,40 +136,16 @@ class Stream:
 
 
 def press_to_screen(rounds: int, work: Path) -> dict[str, Any]:
-    floor = work / "floor.toml"
-    floor.write_text(demo_floor_toml(2))
-    vcs = [VirtualConsole(work / f"desk-{i:02d}", device_id=f"desk-{i:02d}") for i in (1, 2)]
-    for vc in vcs:
-        vc.start()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "deskline.cli", "daemon", "--state", str(work / "state")]
-    argv += ["--floor", str(floor), "--no-usb", "--http", f"127.0.0.1:{port}", "--web-public"]
-    for vc in vcs:
-        argv += ["--port", str(vc.port_link)]
-    log = open(work / "daemon.log", "wb")
-    daemon = subprocess.Popen(argv, stdout=log, stderr=log)
-    stream: Stream | None = None
     screen: list[float] = []  # hook -> the desks event with the new state
     panel: list[float] = []  # hook -> the console's own panel shows it
     host: list[float] = []  # panel -> screen
     states: set[str] = set()
     lost = 0
-    try:
-        end = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/api/v1/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > end or daemon.poll() is not None:
-                raise SystemExit(f"the daemon did not serve HTTP: see {work / 'daemon.log'}")
-            time.sleep(0.05)
-        for vc in vcs:
-            if not vc.wait_display("READY", 20):
-                raise SystemExit(f"{vc.device_id} did not get its config from the daemon")
-        stream = Stream(url).start()
+    # The tests' live floor: the daemon in its own process, --http --web-public,
+    # two virtual consoles showing READY with their account config.
+    with LiveFloor(work, consoles=2) as lf:
+        vcs = lf.vcs
+        stream = Stream(lf.url).start()
         for vc in vcs:
             if stream.wait(vc.device_id, "ready", 0.0, 10) is None:
                 raise SystemExit(f"the stream never showed {vc.device_id} ready")
@@ -203,18 +174,7 @@ def press_to_screen(rounds: int, work: Path) -> dict[str, Any]:
             # Off the desk beat's phase, so the rounds sample all of it.
             time.sleep(rng.uniform(0.25, 0.45))
         events = stream.events
-    finally:
-        daemon.terminate()
-        try:
-            daemon.wait(15)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait(5)
-        log.close()
-        if stream is not None:
-            stream.thread.join(5)
-        for vc in vcs:
-            vc.stop()
+    stream.thread.join(5)  # the daemon's end closed the stream
     if not screen:
         raise SystemExit("no round completed")
     return {
