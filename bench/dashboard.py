@@ -246,6 +246,7 @@ def fake_daemon(n: int, now: float) -> SimpleNamespace:
         by_device[desk.console] = SimpleNamespace(
             state="open" if online else "waiting",
             released=False,
+            online=online,
             session=session if online else None,
             reconnects=rng.randint(0, 2),
         )

@@ -66,6 +66,7 @@ def console(link: str = "online", mirror: dict[str, Any] | None = None) -> Simpl
         state="open" if link in ("online", "connecting") else "waiting",
         released=link == "released",
         session=session if link != "offline" else None,
+        online=link == "online",  # PortWorker.online: open, and its console said hello
     )
 
 

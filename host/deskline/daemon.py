@@ -391,7 +391,7 @@ class Daemon:
             "agent": agent,
             "row": row,
             "col": col,
-            "online": bool(s and s.state == ONLINE and w and w.state == "open"),
+            "online": bool(w and w.online),
             "link": _link(w) if w else {"state": "absent"},
             "mirror": dict(s.status_mirror) if s else {},
             "floor_light": vars(self.floor_light_for(device_id)),
@@ -513,7 +513,7 @@ class Daemon:
         """Sends the console its account's config again, even at the version it reports."""
         worker = self._worker({"device": device_id})
         session = worker.session
-        if session is None or session.state != ONLINE or worker.state != "open":
+        if session is None or not worker.online:
             raise DesklineError(f"console {device_id} is offline: its config goes when it is back")
         config = await self.writer.call(lambda store: store.config_for_console(device_id))
         if config is None:
@@ -567,7 +567,7 @@ class Daemon:
             consoles.append(
                 {
                     "device": device_id,
-                    "online": bool(s and s.state == ONLINE and w.state == "open"),
+                    "online": w.online,
                     "app_version": hello.get("app_version", ""),
                     "fw_version": hello.get("fw_version", ""),
                     "app_slot": hello.get("app_slot", 0),

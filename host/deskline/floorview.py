@@ -22,7 +22,6 @@ from deskline import consolestate, report
 from deskline.errors import DesklineError
 from deskline.escalations import STATUS_NAMES
 from deskline.escpolicy import SEVERITIES
-from deskline.session import ONLINE
 from deskline.wire import codec
 
 if TYPE_CHECKING:
@@ -46,10 +45,9 @@ DUE_SOON_SHARE = 0.25  # ...and so is one with a quarter of its allowance left
 def _link_state(w: PortWorker | None) -> str:
     if w is None:
         return "absent"
-    s = w.session
     if w.released:
         return "released"
-    if w.state == "open" and s is not None and s.state == ONLINE:
+    if w.online:
         return "online"
     if w.state == "open":
         return "connecting"

@@ -83,6 +83,11 @@ class PortWorker:
     def device_id(self) -> str:
         return self.session.device_id if self.session else ""
 
+    @property
+    def online(self) -> bool:
+        """The port is open and its console has said hello: it takes commands."""
+        return self.state == "open" and self.session is not None and self.session.state == ONLINE
+
     # --- life cycle -----------------------------------------------------------------
     async def _run(self) -> None:
         failures = 0

@@ -178,7 +178,7 @@ class _Runner:
         while True:
             w = self.updater.worker_for(self.job.device)
             s = w.session if w is not None else None
-            if w is not None and s is not None and s.state == ONLINE and w.state == "open":
+            if w is not None and s is not None and w.online:
                 return w, s
             if time.monotonic() > end:
                 raise UpdateFailed(f"console {self.job.device} is not online")

@@ -25,7 +25,6 @@ from deskline.escalations import EscalationError
 from deskline.livefeed import LiveFeed
 from deskline.openapi import document
 from deskline.report_export import demand_json, report_json
-from deskline.session import ONLINE
 from deskline.web import MAX_BODY, error
 from deskline.webauth import AuthError, WebAuth
 
@@ -156,8 +155,7 @@ def api_routes(daemon: Daemon, feed: LiveFeed, auth: WebAuth) -> list[BaseRoute]
         worker = daemon.by_device.get(device)
         if worker is None:
             raise ApiError(404, "unknown_console", f"no console {device!r} has said hello")
-        s = worker.session
-        if worker.state != "open" or s is None or s.state != ONLINE:
+        if not worker.online:
             raise ApiError(409, "offline", f"console {device} is offline ({worker.state})")
         return device
 
