@@ -51,7 +51,9 @@ def _guarded(fn: Handler) -> Handler:
     async def handler(request: Request) -> Response:
         try:
             return await fn(request)
-        except (ApiError, AuthError, EscalationError) as e:
+        except AuthError as e:  # with its Retry-After or WWW-Authenticate
+            return e.response()
+        except (ApiError, EscalationError) as e:
             return error(e.http, e.code, str(e))
         except DesklineError as e:
             return error(422, "refused", str(e))
