@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from deskline.sim.romloader import RomLoader
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -24,6 +26,15 @@ def micropython_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("MICROPYPATH", None)
     return env
+
+
+@pytest.fixture
+def loaders() -> Iterator[list[RomLoader]]:
+    """ROM-loader simulators a test starts (flash tests): stopped after it."""
+    started: list[RomLoader] = []
+    yield started
+    for loader in started:
+        loader.stop()
 
 
 # tests/firmware holds MicroPython scripts, run by test_firmware_unix.py.

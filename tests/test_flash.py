@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +27,6 @@ from deskline.sim import fakefirmware
 from deskline.sim.romloader import RomLoader
 
 SIZE = 96 * 1024
-
-
-@pytest.fixture
-def loaders() -> Iterator[list[RomLoader]]:
-    started: list[RomLoader] = []
-    yield started
-    for loader in started:
-        loader.stop()
 
 
 @pytest.fixture(scope="module")

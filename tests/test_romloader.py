@@ -6,10 +6,8 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from deskline.sim import fakefirmware
 from deskline.sim.romloader import RomLoader, _checksum, slip_decode, slip_encode
 from hypothesis import given, settings
@@ -17,14 +15,6 @@ from hypothesis import strategies as st
 
 ESPTOOL = [sys.executable, "-m", "esptool"]
 SIZE = 96 * 1024
-
-
-@pytest.fixture
-def loaders() -> Iterator[list[RomLoader]]:
-    started: list[RomLoader] = []
-    yield started
-    for loader in started:
-        loader.stop()
 
 
 def esptool(port: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -28,7 +28,7 @@ MAX_LINE = 1 << 20
 async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
     """Listens on path (replacing a stale socket of a dead daemon)."""
     if path.exists() or path.is_symlink():
-        if _alive(path):
+        if listening(path):
             raise DesklineError(f"another daemon already listens on {path}")
         path.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +65,8 @@ async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
     return server
 
 
-def _alive(path: Path) -> bool:
+def listening(path: Path) -> bool:
+    """A daemon answers on this control socket (not a stale file of a dead one)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         try:
             s.connect(str(path))

@@ -35,7 +35,6 @@ import json
 import os
 import re
 import select
-import socket
 import subprocess
 import sys
 import time
@@ -264,7 +263,7 @@ class Handover:
         self.released: str | None = None
 
     def release(self, port: str) -> bool:
-        if self.control_path is None or not _daemon_listening(self.control_path):
+        if self.control_path is None or not control.listening(self.control_path):
             return False
         reply = control.request(self.control_path, {"op": "release", "port": port})
         if reply.get("ok"):
@@ -286,17 +285,6 @@ class Handover:
                 f"the daemon did not take {port} back ({reply.get('error')}); "
                 f"run `deskline console attach {port}`",
             )
-
-
-def _daemon_listening(path: Path) -> bool:
-    if not path.exists():
-        return False
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        try:
-            s.connect(str(path))
-            return True
-        except OSError:
-            return False
 
 
 # --- the port itself ---------------------------------------------------------------
