@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -199,14 +199,22 @@ class Rig:
         assert reply["ok"], reply
         return self.job(device)
 
-    def job(self, device: str, timeout: float = 90.0) -> dict[str, Any]:
-        def done() -> dict[str, Any] | None:
+    def job(
+        self,
+        device: str,
+        timeout: float = 90.0,
+        states: Collection[str] = TERMINAL,
+        what: str = "",
+    ) -> dict[str, Any]:
+        """The console's update job once it is in one of these states (by default: ended)."""
+
+        def there() -> dict[str, Any] | None:
             for j in self.ask("update_status")["jobs"]:
-                if j["device"] == device and j["state"] in TERMINAL:
+                if j["device"] == device and j["state"] in states:
                     return dict(j)
             return None
 
-        return dict(wait(done, timeout, f"{device}'s update"))
+        return dict(wait(there, timeout, what or f"{device}'s update"))
 
     def events(self, device: str, kind: int) -> list[tuple[Any, ...]]:
         con = sqlite3.connect(f"file:{self.state / 'deskline.db'}?mode=ro", uri=True, timeout=10)
@@ -262,14 +270,7 @@ def test_canary_first_rollout_while_the_desk_keeps_working(
 
     def press_while_streaming() -> None:
         # Presses at the desk while the canary's bundle goes over.
-        wait(
-            lambda: any(
-                j["device"] == "desk-a1" and j["state"] == "sending"
-                for j in rig.ask("update_status")["jobs"]
-            ),
-            20,
-            "the stream",
-        )
+        rig.job("desk-a1", 20, {"sending"}, "the stream")
         for key in "1234":
             paced.press(key, ms=80, gap_ms=120)
             pressed.append(int(key))
@@ -384,14 +385,7 @@ def test_interrupted_updates_always_leave_a_console_that_boots_an_app(rig: Rig) 
     rig.online("desk-a1")
 
     def mid_stream() -> None:
-        wait(
-            lambda: any(
-                j["device"] == "desk-a1" and j["state"] == "sending"
-                for j in rig.ask("update_status")["jobs"]
-            ),
-            20,
-            "the stream",
-        )
+        rig.job("desk-a1", 20, {"sending"}, "the stream")
         time.sleep(rng.uniform(0.3, 2.0))
 
     # kill -9 of the daemon mid-stream: the console keeps its app; a new
@@ -416,14 +410,7 @@ def test_interrupted_updates_always_leave_a_console_that_boots_an_app(rig: Rig) 
     assert rig.ask("update", device="desk-a1", bundle=str(rig.bundles["v4"]))["ok"]
     mid_stream()
     vc.power_cut()
-    wait(
-        lambda: any(
-            j["device"] == "desk-a1" and j["state"] == "trial"
-            for j in rig.ask("update_status")["jobs"]
-        ),
-        60,
-        "the switch",
-    )
+    rig.job("desk-a1", 60, {"trial"}, "the switch")
     vc.power_cut()
     job = rig.job("desk-a1")
     st = rig.online("desk-a1")
