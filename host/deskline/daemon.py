@@ -29,7 +29,7 @@ from deskline.errors import DesklineError
 from deskline.escalations import EscalationService
 from deskline.floorconfig import FloorWatcher
 from deskline.floormodel import Floor
-from deskline.floorview import FloorView
+from deskline.floorview import FloorView, placements
 from deskline.livefeed import LiveFeed
 from deskline.portworker import PortWorker
 from deskline.session import ONLINE, Command, FloorLight
@@ -349,20 +349,13 @@ class Daemon:
         return {"ok": True, "devices": rows + extra}
 
     async def _op_status(self, req: dict[str, Any]) -> dict[str, Any]:
-        desks = []
         floor = self.floor
-        seen: set[str] = set()
-        if floor is not None:
-            for desk in floor.desks.values():
-                seen.add(desk.console)
-                desks.append(
-                    self._desk_view(
-                        desk.console, desk.name, desk.account, desk.agent, desk.row, desk.col
-                    )
-                )
-        for device_id in sorted(self.by_device):
-            if device_id not in seen:
-                desks.append(self._desk_view(device_id, "", "", None, 0, 0))
+        desks = [
+            self._desk_view(device_id, desk.name, desk.account, desk.agent, desk.row, desk.col)
+            if desk is not None
+            else self._desk_view(device_id, "", "", None, 0, 0)
+            for device_id, desk in placements(floor, self.by_device)
+        ]
         return {
             "ok": True,
             "floor": floor.name if floor else "",

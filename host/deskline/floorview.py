@@ -15,7 +15,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from deskline import consolestate, report
@@ -26,7 +26,7 @@ from deskline.wire import codec
 
 if TYPE_CHECKING:
     from deskline.daemon import Daemon
-    from deskline.floormodel import Account
+    from deskline.floormodel import Account, Desk, Floor
     from deskline.portworker import PortWorker
     from deskline.servicelevel import ScopeView
 
@@ -52,6 +52,19 @@ def _link_state(w: PortWorker | None) -> str:
     if w.state == "open":
         return "connecting"
     return "offline"
+
+
+def placements(floor: Floor | None, consoles: Iterable[str]) -> Iterator[tuple[str, Desk | None]]:
+    """Every console a floor view lists: the floor's desks in order, then the
+    consoles no desk names (sorted), with no desk."""
+    seen: set[str] = set()
+    if floor is not None:
+        for desk in floor.desks.values():
+            seen.add(desk.console)
+            yield desk.console, desk
+    for device_id in sorted(consoles):
+        if device_id not in seen:
+            yield device_id, None
 
 
 def _r(v: float | None, nd: int = 1) -> float | None:
@@ -97,43 +110,34 @@ class FloorView:
 
     # --- desks --------------------------------------------------------------------
     def desks(self) -> list[dict[str, Any]]:
-        d = self.daemon
-        f = d.floor
+        f = self.daemon.floor
         out = []
-        seen: set[str] = set()
-        if f is not None:
-            for desk in f.desks.values():
-                seen.add(desk.console)
+        for device_id, desk in placements(f, self.daemon.by_device):
+            if desk is None or f is None:
+                where: dict[str, Any] = {
+                    "desk": "",
+                    "account": "",
+                    "account_name": "",
+                    "agent": None,
+                    "agent_name": None,
+                    "row": 0,
+                    "col": 0,
+                    "on_floor": False,
+                }
+            else:
                 acct = f.accounts.get(desk.account)
                 agent = f.agents.get(desk.agent) if desk.agent else None
-                out.append(
-                    self._desk(
-                        desk.console,
-                        desk=desk.name,
-                        account=desk.account,
-                        account_name=acct.name if acct else desk.account,
-                        agent=desk.agent,
-                        agent_name=agent.name if agent else desk.agent,
-                        row=desk.row,
-                        col=desk.col,
-                        on_floor=True,
-                    )
-                )
-        for device_id in sorted(d.by_device):
-            if device_id not in seen:
-                out.append(
-                    self._desk(
-                        device_id,
-                        desk="",
-                        account="",
-                        account_name="",
-                        agent=None,
-                        agent_name=None,
-                        row=0,
-                        col=0,
-                        on_floor=False,
-                    )
-                )
+                where = {
+                    "desk": desk.name,
+                    "account": desk.account,
+                    "account_name": acct.name if acct else desk.account,
+                    "agent": desk.agent,
+                    "agent_name": agent.name if agent else desk.agent,
+                    "row": desk.row,
+                    "col": desk.col,
+                    "on_floor": True,
+                }
+            out.append(self._desk(device_id, **where))
         return out
 
     def _desk(self, device_id: str, **where: Any) -> dict[str, Any]:
