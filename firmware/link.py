@@ -79,8 +79,10 @@ class Link:
 
     # --- receive -------------------------------------------------------------
     def poll_rx(self):
-        # Reads what is waiting, one byte at a time: a larger read would
-        # block until filled.  ipoll does not allocate.
+        # Reads what is waiting, one byte at a time (a larger read would
+        # block until filled; ipoll does not allocate), up to the end of one
+        # frame: an update streams frames back to back, and draining them all
+        # in one go starved the key scan long enough to miss a press.
         p = self.poller
         rd = self.sin.readinto
         one = self.one_mv
@@ -96,6 +98,7 @@ class Link:
             n = dec.push(self.one[0])
             if n:
                 self._frame(n)
+                return
 
     def _frame(self, n):
         try:
@@ -116,14 +119,17 @@ class Link:
             self.on_frame(mtype, fields)
 
     async def run(self):
-        # Wakes on input through asyncio's poller, then drains without waiting.
+        # Wakes on input through asyncio's poller, then reads the rest of the
+        # frame without waiting; the await between frames lets the other
+        # tasks (the key scan first) run.
         sreader = asyncio.StreamReader(self.sin)
         while self.running:
             if await sreader.readinto(self.one_mv):
                 n = self.dec.push(self.one[0])
                 if n:
                     self._frame(n)
-                self.poll_rx()
+                else:
+                    self.poll_rx()
 
     def rx_errors(self):
         d = self.dec
